@@ -1,0 +1,154 @@
+"""The Bot API calls flask_stars makes, through the host's (or its own) ``TeleBot``.
+
+Each method turns telebot's and requests' failures into one ``BotApiError`` carrying
+Telegram's ``error_code``, its ``retry_after`` when it sent one, and whether the call timed
+out, so callers decide about retries from facts and not from exception types.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import requests
+from telebot import apihelper, types
+
+from .errors import BotApiError
+
+if TYPE_CHECKING:
+    from telebot import TeleBot
+
+    from .models import Order
+    from .packs import Pack
+
+T = TypeVar("T")
+XTR = "XTR"
+SUBSCRIPTION_PERIOD = 2_592_000  # Telegram allows exactly 30 days
+#: Update types a payments bot must receive; allowed_updates is sticky, so set-webhook
+#: always sends this list (plus what the host asks for).
+PAYMENT_UPDATES = ("message", "callback_query", "pre_checkout_query")
+
+
+def configure_transport(api_url: str | None, timeout: float | None) -> None:
+    """Point telebot at ``api_url`` and set its timeouts (process-wide, as telebot keeps them)."""
+    if api_url:
+        apihelper.API_URL = api_url.rstrip("/") + "/bot{0}/{1}"
+        apihelper.FILE_URL = api_url.rstrip("/") + "/file/bot{0}/{1}"
+    if timeout:
+        apihelper.CONNECT_TIMEOUT = timeout
+        apihelper.READ_TIMEOUT = timeout
+
+
+def _call(method: str, fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except apihelper.ApiTelegramException as exc:
+        params = (exc.result_json or {}).get("parameters") or {}
+        retry_after = params.get("retry_after")
+        raise BotApiError(
+            method,
+            exc.description or str(exc),
+            error_code=exc.error_code,
+            retry_after=int(retry_after) if isinstance(retry_after, (int, float)) else None,
+        ) from exc
+    except apihelper.ApiHTTPException as exc:
+        code = getattr(exc.result, "status_code", None)
+        retry_after = _header_retry_after(getattr(exc.result, "headers", None))
+        raise BotApiError(method, str(exc), error_code=code, retry_after=retry_after) from exc
+    except apihelper.ApiException as exc:
+        raise BotApiError(method, str(exc)) from exc
+    except requests.Timeout as exc:
+        raise BotApiError(method, "timed out", timeout=True) from exc
+    except requests.RequestException as exc:
+        raise BotApiError(method, f"unreachable: {exc.__class__.__name__}") from exc
+
+
+def _header_retry_after(headers: Any) -> int | None:
+    try:
+        return int(headers["Retry-After"]) if headers and "Retry-After" in headers else None
+    except (TypeError, ValueError):
+        return None
+
+
+class BotGateway:
+    """The Bot API as payments need it. ``bot`` is a ``telebot.TeleBot``."""
+
+    def __init__(self, bot: TeleBot) -> None:
+        self.bot = bot
+
+    @staticmethod
+    def _price(pack: Pack) -> list[types.LabeledPrice]:
+        # XTR amounts are whole Stars: 10 Stars is amount=10, never 1000.
+        return [types.LabeledPrice(label=pack.title, amount=pack.stars)]
+
+    def create_invoice_link(self, order: Order, pack: Pack) -> str:
+        """createInvoiceLink for ``order``: XTR, one price, no provider token."""
+        return _call(
+            "createInvoiceLink",
+            lambda: self.bot.create_invoice_link(
+                title=pack.title,
+                description=pack.invoice_description,
+                payload=order.payload,
+                provider_token=None,
+                currency=XTR,
+                prices=self._price(pack),
+                photo_url=pack.photo_url,
+                subscription_period=SUBSCRIPTION_PERIOD if pack.subscription else None,
+            ),
+        )
+
+    def send_invoice(self, chat_id: int, order: Order, pack: Pack) -> types.Message:
+        """sendInvoice in the chat for ``order`` (one-time packs only: Telegram's rule)."""
+        return _call(
+            "sendInvoice",
+            lambda: self.bot.send_invoice(
+                chat_id,
+                title=pack.title,
+                description=pack.invoice_description,
+                invoice_payload=order.payload,
+                provider_token=None,
+                currency=XTR,
+                prices=self._price(pack),
+                photo_url=pack.photo_url,
+            ),
+        )
+
+    def answer_pre_checkout(self, query_id: str, ok: bool, error_message: str | None = None) -> bool:
+        return _call(
+            "answerPreCheckoutQuery",
+            lambda: self.bot.answer_pre_checkout_query(query_id, ok, error_message=error_message),
+        )
+
+    def refund(self, user_id: int, charge_id: str) -> bool:
+        return _call("refundStarPayment", lambda: self.bot.refund_star_payment(user_id, charge_id))
+
+    def send_message(self, chat_id: int, text: str, reply_markup: Any = None) -> types.Message:
+        return _call("sendMessage", lambda: self.bot.send_message(chat_id, text, reply_markup=reply_markup))
+
+    def set_webhook(
+        self, url: str, secret: str, allowed_updates: Iterable[str], max_connections: int | None = None
+    ) -> bool:
+        return _call(
+            "setWebhook",
+            lambda: self.bot.set_webhook(
+                url=url,
+                secret_token=secret,
+                allowed_updates=list(allowed_updates),
+                max_connections=max_connections,
+            ),
+        )
+
+    def delete_webhook(self, drop_pending_updates: bool = False) -> bool:
+        return _call(
+            "deleteWebhook",
+            lambda: self.bot.delete_webhook(drop_pending_updates=drop_pending_updates or None),
+        )
+
+    def webhook_info(self) -> dict[str, Any]:
+        info = _call("getWebhookInfo", self.bot.get_webhook_info)
+        return {k: v for k, v in vars(info).items() if v is not None and not k.startswith("_")}
+
+
+def json_dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

@@ -1,0 +1,170 @@
+"""Every ``STARS_*`` config key, its default and what it means: the one list of them.
+
+``init_app`` sets each default with ``app.config.setdefault`` and then reads the values
+into a frozen ``Settings``, checking them, so a mistake fails when the app starts and
+not when the first customer pays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import StarsConfigError
+
+MiB = 1024 * 1024
+
+#: key: (default, meaning). ``None`` means "not set".
+CONFIG_KEYS: dict[str, tuple[Any, str]] = {
+    "STARS_BOT_TOKEN": (None, "bot token (unless a TeleBot is passed as bot=)"),
+    "STARS_PACKS": (None, "the catalogue: a list of dicts or Pack objects"),
+    "STARS_CREDIT_CALLBACK": (None, 'callable or "module:attr" crediting a paid order'),
+    "STARS_DEBIT_CALLBACK": (None, 'callable or "module:attr" run once when a payment is refunded'),
+    "STARS_WEBHOOK_SECRET": (
+        None,
+        "X-Telegram-Bot-Api-Secret-Token value(s); derived from the token when None",
+    ),
+    "STARS_INIT_DATA_MAX_AGE": (86400, "seconds a Mini App initData stays valid"),
+    "STARS_INIT_DATA_VALIDATION": ("hmac", '"hmac" (with the bot token) or "ed25519" (third-party)'),
+    "STARS_INIT_DATA_PUBLIC_KEY": (
+        None,
+        "Ed25519 public key (hex) for ed25519 mode; Telegram's production key when None",
+    ),
+    "STARS_ORDER_TTL": (3600, "seconds a pending order can still be paid"),
+    "STARS_PRE_CHECKOUT_HOLD": (
+        120,
+        "seconds an approved pre-checkout holds its order against a second payer",
+    ),
+    "STARS_ALLOW_GIFTS": (False, "may someone other than the order's owner pay it"),
+    "STARS_API_URL": (None, "Bot API server base URL (a local server or the sandbox); Telegram's when None"),
+    "STARS_API_TIMEOUT": (
+        None,
+        "seconds for Bot API calls (process-wide, as telebot keeps it); telebot's own when None",
+    ),
+    "STARS_BUY_COMMAND": ("buy_stars", "bot command that offers the packs in the chat; None turns it off"),
+    "STARS_DUPLICATE_PAYMENT": ("refund", 'second payment for a paid order: "refund" or "credit"'),
+    "STARS_MAX_BODY": (1 * MiB, "largest request body the blueprint accepts (413 above)"),
+    "STARS_CREATE_TABLES": (True, "create flask_stars' tables on first use"),
+    "STARS_SQLITE_WAL": (True, "switch a file SQLite database to WAL mode on first use"),
+    "STARS_SANDBOX": (False, "serve the sandbox pages; never on in production"),
+}
+
+DEFAULT_API_URL = "https://api.telegram.org"
+WEBHOOK_SECRET_MESSAGE = b"flask_stars webhook"
+
+
+def default_webhook_secret(bot_token: str) -> str:
+    """The webhook secret every worker derives from the token, with no set-up."""
+    return hmac.new(bot_token.encode(), WEBHOOK_SECRET_MESSAGE, hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The checked ``STARS_*`` values of one app."""
+
+    bot_token: str
+    webhook_secrets: tuple[str, ...]
+    init_data_max_age: int
+    init_data_validation: str
+    init_data_public_key: str | None
+    order_ttl: int
+    pre_checkout_hold: int
+    allow_gifts: bool
+    api_url: str | None
+    api_timeout: float | None
+    buy_command: str | None
+    duplicate_payment: str
+    max_body: int
+    create_tables: bool
+    sqlite_wal: bool
+    sandbox: bool
+
+
+def _positive_int(config: Mapping[str, Any], key: str) -> int:
+    value = config[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise StarsConfigError(f"{key} must be a positive whole number, got {value!r}")
+    return value
+
+
+def _secrets(value: Any, token: str) -> tuple[str, ...]:
+    if value is None:
+        return (default_webhook_secret(token),)
+    items = (value,) if isinstance(value, str) else tuple(value)
+    if not items or not all(isinstance(s, str) and s for s in items):
+        raise StarsConfigError("STARS_WEBHOOK_SECRET must be a non-empty string or list of strings")
+    allowed = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+    for secret in items:
+        if len(secret) > 256 or not set(secret) <= allowed:
+            raise StarsConfigError(
+                "STARS_WEBHOOK_SECRET: Telegram accepts 1-256 characters of A-Z a-z 0-9 _ -"
+            )
+    return items
+
+
+def read_settings(config: Mapping[str, Any], bot_token: str | None) -> Settings:
+    """Check the ``STARS_*`` keys of ``config``; raise ``StarsConfigError`` on a mistake."""
+    token = bot_token or config.get("STARS_BOT_TOKEN")
+    if not token or not isinstance(token, str):
+        raise StarsConfigError(
+            "STARS_BOT_TOKEN is not set: give the bot token from @BotFather "
+            "(or pass bot=TeleBot(...) to FlaskStars)"
+        )
+    validation = config["STARS_INIT_DATA_VALIDATION"]
+    if validation not in ("hmac", "ed25519"):
+        raise StarsConfigError('STARS_INIT_DATA_VALIDATION must be "hmac" or "ed25519"')
+    duplicate = config["STARS_DUPLICATE_PAYMENT"]
+    if duplicate not in ("refund", "credit"):
+        raise StarsConfigError('STARS_DUPLICATE_PAYMENT must be "refund" or "credit"')
+    command = config["STARS_BUY_COMMAND"]
+    if command is not None and (not isinstance(command, str) or not command.strip("/").isidentifier()):
+        raise StarsConfigError("STARS_BUY_COMMAND must be a command name such as 'buy_stars', or None")
+    timeout = config["STARS_API_TIMEOUT"]
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
+    ):
+        raise StarsConfigError("STARS_API_TIMEOUT must be a positive number of seconds, or None")
+    api_url = config["STARS_API_URL"]
+    if api_url is not None and not (isinstance(api_url, str) and api_url.startswith(("http://", "https://"))):
+        raise StarsConfigError("STARS_API_URL must be an http(s) base URL such as http://127.0.0.1:8081")
+    return Settings(
+        bot_token=token,
+        webhook_secrets=_secrets(config["STARS_WEBHOOK_SECRET"], token),
+        init_data_max_age=_positive_int(config, "STARS_INIT_DATA_MAX_AGE"),
+        init_data_validation=validation,
+        init_data_public_key=config["STARS_INIT_DATA_PUBLIC_KEY"],
+        order_ttl=_positive_int(config, "STARS_ORDER_TTL"),
+        pre_checkout_hold=_positive_int(config, "STARS_PRE_CHECKOUT_HOLD"),
+        allow_gifts=bool(config["STARS_ALLOW_GIFTS"]),
+        api_url=api_url.rstrip("/") if api_url else None,
+        api_timeout=timeout,
+        buy_command=command.strip("/") if command else None,
+        duplicate_payment=duplicate,
+        max_body=_positive_int(config, "STARS_MAX_BODY"),
+        create_tables=bool(config["STARS_CREATE_TABLES"]),
+        sqlite_wal=bool(config["STARS_SQLITE_WAL"]),
+        sandbox=bool(config["STARS_SANDBOX"]),
+    )
+
+
+def resolve_callable(value: Any, key: str) -> Callable[..., Any] | None:
+    """A callable from config: the callable itself or a ``"module:attr"`` string."""
+    if value is None or callable(value):
+        return value
+    if not isinstance(value, str) or ":" not in value:
+        raise StarsConfigError(f'{key} must be a callable or a "module:attr" string, got {value!r}')
+    from importlib import import_module
+
+    module_name, _, attr = value.partition(":")
+    try:
+        target: Any = import_module(module_name)
+        for part in attr.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as exc:
+        raise StarsConfigError(f"{key}={value!r} cannot be imported: {exc}") from exc
+    if not callable(target):
+        raise StarsConfigError(f"{key}={value!r} is not callable")
+    return target

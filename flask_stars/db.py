@@ -1,0 +1,142 @@
+"""Where flask_stars' rows live: the host's Flask-SQLAlchemy session, or a private one.
+
+With Flask-SQLAlchemy on the app, every read and write goes through ``db.session`` so
+the host's credit callback changes its own rows in the payment's transaction. Without
+it, flask_stars keeps one engine and an app-context-scoped session of its own (it never
+registers a second ``SQLAlchemy`` on the app).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from flask import Flask
+from sqlalchemy.orm import Session, scoped_session, sessionmaker
+
+from .models import StarsModel
+
+if TYPE_CHECKING:
+    from .config import Settings
+
+log = logging.getLogger("flask_stars")
+
+
+def _app_context_id() -> int:
+    from flask import globals as flask_globals
+
+    return id(flask_globals.app_ctx._get_current_object())
+
+
+class StarsDatabase:
+    """The session, engine and tables flask_stars uses for one app."""
+
+    def __init__(self, app: Flask, settings: Settings, db: Any = None) -> None:
+        self._app = app
+        self._settings = settings
+        self._explicit_db = db
+        self._private_engine: sa.Engine | None = None
+        self._private_session: scoped_session[Session] | None = None
+        self._ready_engines: set[int] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def flask_sqlalchemy(self) -> Any:
+        """The host's ``SQLAlchemy`` object, if it has one (looked up at use)."""
+        return self._explicit_db or self._app.extensions.get("sqlalchemy")
+
+    @property
+    def session(self) -> Session:
+        """The session to use now: the host's ``db.session`` or the private one."""
+        fsa = self.flask_sqlalchemy
+        session = fsa.session if fsa is not None else self._private()
+        self._ensure_ready()
+        return session  # type: ignore[return-value]
+
+    @property
+    def engine(self) -> sa.Engine:
+        fsa = self.flask_sqlalchemy
+        if fsa is not None:
+            return fsa.engine
+        self._private()
+        assert self._private_engine is not None
+        return self._private_engine
+
+    def _private(self) -> scoped_session[Session]:
+        if self._private_session is None:
+            with self._lock:
+                if self._private_session is None:
+                    self._private_engine = self._create_private_engine()
+                    self._private_session = scoped_session(
+                        sessionmaker(bind=self._private_engine, expire_on_commit=False),
+                        scopefunc=_app_context_id,
+                    )
+        return self._private_session
+
+    def _create_private_engine(self) -> sa.Engine:
+        url = self._app.config.get("SQLALCHEMY_DATABASE_URI")
+        if not url:
+            os.makedirs(self._app.instance_path, exist_ok=True)
+            url = "sqlite:///" + os.path.join(self._app.instance_path, "stars.db")
+        kwargs: dict[str, Any] = {}
+        if sa.make_url(url).get_backend_name() == "sqlite":
+            kwargs["connect_args"] = {"timeout": 30}
+        else:
+            kwargs["pool_pre_ping"] = True
+        return sa.create_engine(url, **kwargs)
+
+    def remove(self, exc: BaseException | None = None) -> None:
+        """Teardown: give the private session's connection back to the pool."""
+        if self._private_session is not None:
+            self._private_session.remove()
+
+    def _ensure_ready(self) -> None:
+        engine = self.engine
+        if id(engine) in self._ready_engines:
+            return
+        with self._lock:
+            if id(engine) in self._ready_engines:
+                return
+            if engine.dialect.name == "sqlite":
+                self._prepare_sqlite(engine)
+            if self._settings.create_tables:
+                self._create_tables(engine)
+            self._ready_engines.add(id(engine))
+
+    @staticmethod
+    def _create_tables(engine: sa.Engine) -> None:
+        try:
+            StarsModel.metadata.create_all(engine)
+        except sa.exc.DBAPIError:
+            # Another worker created them between our check and our CREATE: look again.
+            StarsModel.metadata.create_all(engine)
+
+    def _prepare_sqlite(self, engine: sa.Engine) -> None:
+        """WAL lets readers go on while a payment commits (the mode is kept in the file)."""
+        database = engine.url.database
+        in_memory = not database or database == ":memory:" or "mode=memory" in str(engine.url)
+        if self._settings.sqlite_wal and not in_memory:
+            with engine.connect() as conn:
+                mode = conn.exec_driver_sql("PRAGMA journal_mode = WAL").scalar()
+                log.debug("flask_stars: SQLite journal mode is %s", mode)
+
+
+def lock_for_write(session: Session, key: str) -> None:
+    """Serialise writers that touch ``key`` (a charge id) until the transaction ends.
+
+    PostgreSQL: a transaction-scoped advisory lock on the key, so a payment and its
+    refund, or two deliveries of one charge, never interleave in any worker. SQLite has
+    one writer at a time: ``BEGIN IMMEDIATE`` takes the write lock before anything is
+    read, so what the transaction reads next is the latest committed state.
+    """
+    conn = session.connection()
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})
+    elif dialect == "sqlite":
+        raw = conn.connection.dbapi_connection
+        if raw is not None and not raw.in_transaction:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")

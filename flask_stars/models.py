@@ -1,0 +1,223 @@
+"""flask_stars' tables (all prefixed ``stars_``), on a declarative base of their own.
+
+They live in their own ``MetaData`` so the host's ``db.create_all()`` and Alembic
+autogenerate leave them alone, yet every read and write goes through the host's session,
+so the credit callback shares the payment's transaction.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+if TYPE_CHECKING:
+    from .packs import Pack
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Stores naive UTC, returns aware UTC: the same on SQLite and PostgreSQL."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("flask_stars stores aware datetimes only")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def utcnow() -> datetime:
+    """Now, as an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+def new_order_id() -> str:
+    """A random, unguessable order id (22 URL-safe characters, 128 bits)."""
+    return secrets.token_urlsafe(16)
+
+
+class StarsModel(DeclarativeBase):
+    """Declarative base of flask_stars' models, with its own metadata."""
+
+    metadata = sa.MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+class OrderStatus:
+    """Order states; an order only moves forward (pending → paid → refunded)."""
+
+    PENDING = "pending"
+    PAID = "paid"
+    REFUNDED = "refunded"
+    EXPIRED = "expired"
+    FAILED = "failed"
+
+
+class PaymentStatus:
+    PAID = "paid"
+    REFUNDED = "refunded"
+
+
+class Order(StarsModel):
+    """Something a user asked to buy. Its id is the invoice payload."""
+
+    __tablename__ = "stars_orders"
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True, default=new_order_id)
+    user_id: Mapped[int] = mapped_column(sa.BigInteger, index=True)
+    pack_id: Mapped[str] = mapped_column(sa.String(64))
+    stars: Mapped[int] = mapped_column(sa.Integer)
+    status: Mapped[str] = mapped_column(sa.String(16), default=OrderStatus.PENDING)
+    invoice_url: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The pre-checkout hold (DESIGN §4): while held_until is in the future, only the
+    # pre-checkout query that took the hold may be approved.
+    held_by: Mapped[int | None] = mapped_column(sa.BigInteger)
+    held_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    hold_query_id: Mapped[str | None] = mapped_column(sa.String(64))
+
+    __table_args__ = (
+        # One pending order per user and pack, enforced by the database so that
+        # concurrent clicks in many workers still make one order.
+        sa.Index(
+            "uq_stars_orders_pending_user_pack",
+            "user_id",
+            "pack_id",
+            unique=True,
+            sqlite_where=sa.text("status = 'pending'"),
+            postgresql_where=sa.text("status = 'pending'"),
+        ),
+    )
+
+    @property
+    def payload(self) -> str:
+        """The invoice payload Telegram hands back in pre-checkout and payment updates."""
+        return payload_for(self.id)
+
+    def __repr__(self) -> str:
+        return f"<Order {self.id} user={self.user_id} {self.pack_id} {self.status}>"
+
+
+PAYLOAD_PREFIX = "order:"
+
+
+def payload_for(order_id: str) -> str:
+    """The invoice payload for an order id (well under Telegram's 128 bytes)."""
+    return PAYLOAD_PREFIX + order_id
+
+
+def order_id_from_payload(payload: str | None) -> str | None:
+    """The order id a payload names, or None when it is not one of ours."""
+    if not payload or not payload.startswith(PAYLOAD_PREFIX):
+        return None
+    order_id = payload[len(PAYLOAD_PREFIX) :]
+    return order_id if 0 < len(order_id) <= 32 else None
+
+
+class Payment(StarsModel):
+    """The ledger: one row per Telegram charge. Rows are never deleted.
+
+    ``user_id`` is who gets the goods (the order's owner), ``payer_id`` who paid.
+    ``credited`` says whether the credit callback ran for it; ``problem`` says why not
+    (``unknown_order``, ``amount_mismatch``, ``order_already_paid``, ``refunded_before_paid``).
+    """
+
+    __tablename__ = "stars_payments"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    telegram_payment_charge_id: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    provider_payment_charge_id: Mapped[str | None] = mapped_column(sa.String(255))
+    user_id: Mapped[int] = mapped_column(sa.BigInteger, index=True)
+    payer_id: Mapped[int] = mapped_column(sa.BigInteger)
+    order_id: Mapped[str | None] = mapped_column(sa.String(32), sa.ForeignKey("stars_orders.id"), index=True)
+    pack_id: Mapped[str | None] = mapped_column(sa.String(64))
+    stars: Mapped[int] = mapped_column(sa.Integer)
+    currency: Mapped[str] = mapped_column(sa.String(8))
+    invoice_payload: Mapped[str] = mapped_column(sa.String(255))
+    status: Mapped[str] = mapped_column(sa.String(16), default=PaymentStatus.PAID)
+    credited: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    problem: Mapped[str | None] = mapped_column(sa.String(32))
+    paid_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    update_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    raw: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+
+    order: Mapped[Order | None] = relationship(lazy="joined")
+
+    @property
+    def pack(self) -> Pack | None:
+        """The catalogue's ``Pack`` for this payment (with ``credits``), or None."""
+        from .extension import get_state
+
+        return get_state().packs.get(self.pack_id) if self.pack_id else None
+
+    def __repr__(self) -> str:
+        return (
+            f"<Payment {self.telegram_payment_charge_id} user={self.user_id} "
+            f"{self.stars} {self.currency} {self.status}>"
+        )
+
+
+class RefundNotice(StarsModel):
+    """A refund Telegram reported for a charge we have not recorded yet.
+
+    It waits here and is applied when the payment arrives (DESIGN §5).
+    """
+
+    __tablename__ = "stars_refunds"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    telegram_payment_charge_id: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    stars: Mapped[int] = mapped_column(sa.Integer)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    applied: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+
+
+class UpdateKind:
+    PRE_CHECKOUT = "pre_checkout_query"
+    SUCCESSFUL_PAYMENT = "successful_payment"
+    REFUNDED_PAYMENT = "refunded_payment"
+
+
+class UpdateLog(StarsModel):
+    """The raw update log: every authenticated update that touches payments, as received.
+
+    Money-moving updates are written before they are handled and outside the handling
+    transaction, so a failed one stays here with its error and can be replayed.
+    """
+
+    __tablename__ = "stars_updates"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    update_id: Mapped[int] = mapped_column(sa.BigInteger, unique=True)
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    body: Mapped[str] = mapped_column(sa.Text)
+    processed: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+
+
+def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    """Alembic ``include_object`` hook for the host's env.py: skip ``stars_*`` tables."""
+    table_name = name if type_ == "table" else getattr(getattr(obj, "table", None), "name", None)
+    return not (table_name or "").startswith("stars_")

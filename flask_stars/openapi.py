@@ -1,0 +1,135 @@
+"""The OpenAPI 3 document of ``stars_bp``, generated from the marshmallow schemas by apispec."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+
+from . import schemas
+
+if TYPE_CHECKING:
+    from .extension import StarsState
+
+VERSION = "0.1.0"
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    texts = {
+        400: "malformed body or query (fields has marshmallow's messages)",
+        401: "initData missing, forged or expired",
+        403: "wrong webhook secret",
+        404: "unknown pack or order (or another user's order)",
+        413: "body larger than STARS_MAX_BODY",
+        500: "not configured, or an update that must be redelivered",
+        502: "the Bot API failed",
+        503: "the Bot API asked to wait (Retry-After is set)",
+    }
+    return {
+        str(code): {
+            "description": texts[code],
+            "content": {"application/json": {"schema": "Error"}},
+        }
+        for code in codes
+    }
+
+
+def _json(schema: str, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def build_spec(state: StarsState) -> dict[str, Any]:
+    """The OpenAPI document for the app's mount point of ``stars_bp``."""
+    spec = APISpec(
+        title="flask_stars",
+        version=VERSION,
+        openapi_version="3.0.3",
+        plugins=[MarshmallowPlugin()],
+        info={"description": "Sell in-app currency for Telegram Stars (XTR)."},
+    )
+    spec.components.security_scheme(
+        "initData",
+        {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "`tma <Telegram.WebApp.initData>`",
+        },
+    )
+    spec.components.security_scheme(
+        "webhookSecret",
+        {"type": "apiKey", "in": "header", "name": "X-Telegram-Bot-Api-Secret-Token"},
+    )
+    for name, schema in (
+        ("Pack", schemas.PackSchema),
+        ("Packs", schemas.PacksSchema),
+        ("InvoiceRequest", schemas.InvoiceRequestSchema),
+        ("Invoice", schemas.InvoiceSchema),
+        ("Order", schemas.OrderSchema),
+        ("Error", schemas.ErrorSchema),
+        ("WebhookAck", schemas.WebhookAckSchema),
+    ):
+        spec.components.schema(name, schema=schema)
+
+    base = state.url_prefix.rstrip("/")
+    spec.path(
+        path=f"{base}/packs",
+        operations={"get": {"summary": "The catalogue", "responses": {"200": _json("Packs", "the packs")}}},
+    )
+    spec.path(
+        path=f"{base}/invoice",
+        operations={
+            "post": {
+                "summary": "Make or reuse the caller's pending order and return its invoice link",
+                "security": [{"initData": []}],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": "InvoiceRequest"}},
+                },
+                "responses": {
+                    "201": _json("Invoice", "a new order"),
+                    "200": _json("Invoice", "the caller's pending order for this pack"),
+                    **_errors(400, 401, 404, 413, 500, 502, 503),
+                },
+            }
+        },
+    )
+    spec.path(
+        path=f"{base}/orders/{{order_id}}",
+        operations={
+            "get": {
+                "summary": "The caller's order; wait=N long-polls while it is pending",
+                "security": [{"initData": []}],
+                "parameters": [
+                    {"name": "order_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {"in": "query", "schema": schemas.OrderQuerySchema},
+                ],
+                "responses": {"200": _json("Order", "the order"), **_errors(400, 401, 404)},
+            }
+        },
+    )
+    spec.path(
+        path=f"{base}/webhook",
+        operations={
+            "post": {
+                "summary": "Telegram's updates (set with `flask stars set-webhook`)",
+                "security": [{"webhookSecret": []}],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"type": "object", "description": "a Telegram Update"}}
+                    },
+                },
+                "responses": {
+                    "200": _json("WebhookAck", "handled or ignored"),
+                    **_errors(400, 403, 413, 500),
+                },
+            }
+        },
+    )
+    spec.path(
+        path=f"{base}/openapi.json",
+        operations={"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3"}}}},
+    )
+    return spec.to_dict()

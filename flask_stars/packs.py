@@ -1,0 +1,100 @@
+"""The catalogue: what a user can buy, and the rules Telegram puts on it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from .errors import StarsConfigError
+
+PACK_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MAX_TITLE = 32  # createInvoiceLink: title 1-32 characters
+MAX_DESCRIPTION = 255  # createInvoiceLink: description 1-255 characters
+MAX_SUBSCRIPTION_STARS = 10_000  # Bot API 9.0: a subscription costs at most 10,000 Stars
+
+
+@dataclass(frozen=True)
+class Pack:
+    """One item of the catalogue.
+
+    ``stars`` is the price in whole Telegram Stars (10 Stars is ``10``; XTR has no
+    ×100). ``credits`` is what the host app gives for it: flask_stars only passes it on
+    to the credit callback.
+    """
+
+    id: str
+    stars: int
+    title: str
+    credits: Any = None
+    description: str | None = None
+    photo_url: str | None = None
+    subscription: bool = False
+
+    def __post_init__(self) -> None:
+        where = f"STARS_PACKS: pack {self.id!r}"
+        if not isinstance(self.id, str) or not PACK_ID_RE.match(self.id):
+            raise StarsConfigError(f"{where}: id must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'")
+        if isinstance(self.stars, bool) or not isinstance(self.stars, int) or self.stars <= 0:
+            raise StarsConfigError(
+                f"{where}: stars must be a positive whole number of Stars "
+                f"(10 Stars is 10, never 1000), got {self.stars!r}"
+            )
+        if self.subscription and self.stars > MAX_SUBSCRIPTION_STARS:
+            raise StarsConfigError(f"{where}: a subscription costs at most {MAX_SUBSCRIPTION_STARS} Stars")
+        if not isinstance(self.title, str) or not 1 <= len(self.title) <= MAX_TITLE:
+            raise StarsConfigError(f"{where}: title must be 1-{MAX_TITLE} characters")
+        if self.description is not None and (
+            not isinstance(self.description, str) or not 1 <= len(self.description) <= MAX_DESCRIPTION
+        ):
+            raise StarsConfigError(f"{where}: description must be 1-{MAX_DESCRIPTION} characters")
+
+    @property
+    def invoice_description(self) -> str:
+        """The description shown on the invoice: the pack's own, or its title."""
+        return self.description or self.title
+
+    @classmethod
+    def from_config(cls, item: Pack | Mapping[str, Any]) -> Pack:
+        """Turn one ``STARS_PACKS`` entry (a dict or a ``Pack``) into a ``Pack``."""
+        if isinstance(item, Pack):
+            return item
+        if not isinstance(item, Mapping):
+            raise StarsConfigError(f"STARS_PACKS: each pack must be a dict or a Pack, got {item!r}")
+        known = {f.name for f in fields(cls)}
+        unknown = set(item) - known
+        if unknown:
+            raise StarsConfigError(f"STARS_PACKS: pack {item.get('id')!r} has unknown keys {sorted(unknown)}")
+        missing = {"id", "stars", "title"} - set(item)
+        if missing:
+            raise StarsConfigError(f"STARS_PACKS: pack {item.get('id')!r} lacks {sorted(missing)}")
+        return cls(**item)
+
+
+class Catalogue(Mapping[str, Pack]):
+    """The packs by id, in the order the config lists them."""
+
+    def __init__(self, items: Iterable[Pack | Mapping[str, Any]] | None) -> None:
+        if not items:
+            raise StarsConfigError(
+                "STARS_PACKS is empty: list at least one pack, e.g. "
+                '[{"id": "stars_pack_1", "stars": 10, "title": "Starter pack", "credits": 100}]'
+            )
+        if isinstance(items, (str, bytes, Mapping)):
+            raise StarsConfigError("STARS_PACKS must be a list of packs")
+        self._packs: dict[str, Pack] = {}
+        for item in items:
+            pack = Pack.from_config(item)
+            if pack.id in self._packs:
+                raise StarsConfigError(f"STARS_PACKS: duplicate pack id {pack.id!r}")
+            self._packs[pack.id] = pack
+
+    def __getitem__(self, pack_id: str) -> Pack:
+        return self._packs[pack_id]
+
+    def __iter__(self):
+        return iter(self._packs)
+
+    def __len__(self) -> int:
+        return len(self._packs)

@@ -1,0 +1,149 @@
+"""marshmallow schemas for every request, response and Telegram update flask_stars reads.
+
+The same schemas validate input (a failure is a 400 with marshmallow's messages per
+field) and describe the endpoints in ``/stars/openapi.json``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+
+from .packs import PACK_ID_RE
+
+__all__ = ["ValidationError"]
+
+
+class UTCDateTime(fields.DateTime):
+    """ISO 8601 in UTC with a ``Z``: ``2026-01-01T12:00:00Z``."""
+
+    def _serialize(self, value: datetime | None, attr: Any, obj: Any, **kwargs: Any) -> str | None:
+        if value is None:
+            return None
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+
+# --- Mini App API ------------------------------------------------------------------------
+
+
+class PackSchema(Schema):
+    id = fields.String(required=True, metadata={"example": "stars_pack_1"})
+    title = fields.String(required=True, metadata={"example": "Starter pack"})
+    description = fields.String(required=True, attribute="invoice_description")
+    stars = fields.Integer(
+        required=True, metadata={"description": "price in whole Telegram Stars", "example": 10}
+    )
+    credits = fields.Raw(
+        allow_none=True, metadata={"description": "what the app gives for it", "example": 1000000}
+    )
+    subscription = fields.Boolean(required=True)
+
+
+class PacksSchema(Schema):
+    packs = fields.List(fields.Nested(PackSchema), required=True)
+
+
+class InvoiceRequestSchema(_Strict):
+    pack_id = fields.String(
+        required=True,
+        validate=validate.Regexp(PACK_ID_RE, error="Not a pack id."),
+        metadata={"example": "stars_pack_1"},
+    )
+
+
+class InvoiceSchema(Schema):
+    order_id = fields.String(required=True)
+    invoice_url = fields.String(required=True, metadata={"example": "https://t.me/$AbCdEf"})
+    status = fields.String(required=True, metadata={"example": "pending"})
+    expires_at = UTCDateTime(required=True)
+    pack = fields.Nested(PackSchema, required=True)
+
+
+class OrderSchema(Schema):
+    order_id = fields.String(required=True)
+    status = fields.String(
+        required=True,
+        validate=validate.OneOf(["pending", "paid", "refunded", "expired", "failed"]),
+        metadata={"description": "only a successful_payment from Telegram makes an order paid"},
+    )
+    pack_id = fields.String(required=True)
+    stars = fields.Integer(required=True)
+    created_at = UTCDateTime(required=True)
+    expires_at = UTCDateTime(required=True)
+    paid_at = UTCDateTime(allow_none=True)
+
+
+class OrderQuerySchema(_Strict):
+    wait = fields.Float(
+        load_default=0,
+        validate=validate.Range(min=0),
+        metadata={"description": "long-poll up to this many seconds (at most 25) while the order is pending"},
+    )
+
+
+class ErrorSchema(Schema):
+    error = fields.String(required=True, metadata={"example": "invalid_init_data"})
+    message = fields.String(required=True)
+    fields_ = fields.Dict(data_key="fields", metadata={"description": "per-field messages, on 400"})
+
+
+class WebhookAckSchema(Schema):
+    ok = fields.Boolean(required=True)
+    result = fields.String(metadata={"description": "the update's kind, or 'other'"})
+    detail = fields.String(metadata={"description": "what became of it, e.g. 'credited'"})
+
+
+# --- Telegram updates ----------------------------------------------------------------
+
+
+class TelegramUserSchema(_Strict):
+    id = fields.Integer(required=True, strict=True)
+    language_code = fields.String(load_default=None)
+
+
+class ChatSchema(_Strict):
+    id = fields.Integer(required=True, strict=True)
+
+
+class PreCheckoutQuerySchema(_Strict):
+    id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    from_ = fields.Nested(TelegramUserSchema, required=True, data_key="from")
+    currency = fields.String(required=True)
+    total_amount = fields.Integer(required=True, strict=True)
+    invoice_payload = fields.String(required=True)
+
+
+class ChargeSchema(_Strict):
+    currency = fields.String(required=True)
+    total_amount = fields.Integer(required=True, strict=True)
+    invoice_payload = fields.String(required=True)
+    telegram_payment_charge_id = fields.String(required=True, validate=validate.Length(min=1, max=255))
+    provider_payment_charge_id = fields.String(load_default=None)
+    is_recurring = fields.Boolean(load_default=False)
+    is_first_recurring = fields.Boolean(load_default=False)
+    subscription_expiration_date = fields.Integer(load_default=None)
+
+
+class PaymentMessageSchema(_Strict):
+    message_id = fields.Integer(load_default=None)
+    from_ = fields.Nested(TelegramUserSchema, required=True, data_key="from")
+    chat = fields.Nested(ChatSchema, load_default=None)
+    successful_payment = fields.Nested(ChargeSchema, load_default=None)
+    refunded_payment = fields.Nested(ChargeSchema, load_default=None)
+
+
+pack_schema = PackSchema()
+packs_schema = PacksSchema()
+invoice_request_schema = InvoiceRequestSchema()
+invoice_schema = InvoiceSchema()
+order_schema = OrderSchema()
+order_query_schema = OrderQuerySchema()
+pre_checkout_query_schema = PreCheckoutQuerySchema()
+payment_message_schema = PaymentMessageSchema()

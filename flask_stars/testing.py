@@ -1,0 +1,70 @@
+"""Helpers for testing a host app's flask_stars integration, with no Telegram.
+
+In a host app's ``conftest.py``::
+
+    pytest_plugins = ["flask_stars.testing"]
+
+    @pytest.fixture
+    def app(stars_sandbox):
+        app = create_app({"STARS_API_URL": stars_sandbox.url, ...})
+        return app
+
+    def test_buy(app, stars_sandbox):
+        with serve(app) as base_url:
+            connect(app, stars_sandbox, base_url)
+            ...  # POST /stars/invoice with init_data_header(...), then stars_sandbox.pay(...)
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from flask import Flask
+from werkzeug.serving import make_server
+
+from .extension import get_state
+from .initdata import sign_init_data
+from .sandbox import QuietRequestHandler, Sandbox, make_user
+
+__all__ = ["Sandbox", "connect", "init_data_header", "make_user", "serve", "sign_init_data", "stars_sandbox"]
+
+TEST_TOKEN = "123456789:TEST-sandbox-token_for-flask-stars"
+
+
+@contextmanager
+def serve(app: Flask, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve ``app`` on a real port in a thread (threaded, as a WSGI server would); yields its URL."""
+    server = make_server(host, port, app, threaded=True, request_handler=QuietRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, name="stars-live-app", daemon=True)
+    thread.start()
+    try:
+        yield f"http://{host}:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def connect(app: Flask, sandbox: Sandbox, base_url: str) -> str:
+    """Point the sandbox's webhook at ``app``'s ``/stars/webhook``, with its secret; returns the URL."""
+    state = get_state(app)
+    url = base_url.rstrip("/") + state.url_prefix.rstrip("/") + "/webhook"
+    sandbox.set_webhook_target(url, state.settings.webhook_secrets[0])
+    return url
+
+
+def init_data_header(bot_token: str, user: int | Mapping[str, Any], **kwargs: Any) -> dict[str, str]:
+    """``{"Authorization": "tma <initData>"}`` signed for ``user`` with ``bot_token``."""
+    user_obj = make_user(user) if isinstance(user, int) else dict(user)
+    return {"Authorization": "tma " + sign_init_data(bot_token, user_obj, **kwargs)}
+
+
+@pytest.fixture
+def stars_sandbox() -> Iterator[Sandbox]:
+    """A running Bot API emulator for ``TEST_TOKEN``; give ``stars_sandbox.url`` as STARS_API_URL."""
+    with Sandbox(token=TEST_TOKEN) as sandbox:
+        yield sandbox
