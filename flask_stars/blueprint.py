@@ -12,6 +12,7 @@ from flask.sansio.blueprints import BlueprintSetupState
 from werkzeug.exceptions import HTTPException
 
 from . import payments
+from .cli import register_cli
 from .errors import (
     BadGateway,
     BadRequest,
@@ -234,3 +235,6 @@ def openapi() -> Response:
     from .openapi import build_spec
 
     return jsonify(build_spec(get_state()))
+
+
+register_cli(stars_bp)

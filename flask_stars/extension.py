@@ -166,8 +166,7 @@ class FlaskStars:
         settings = read_settings(app.config, bot.token if bot is not None else None)
         catalogue = Catalogue(packs or self._packs or app.config["STARS_PACKS"])
         for key in ("STARS_CREDIT_CALLBACK", "STARS_DEBIT_CALLBACK"):
-            if isinstance(app.config.get(key), str):
-                resolve_callable(app.config[key], key)  # fail now on a typo, not at payment time
+            resolve_callable(app.config.get(key), key)  # fail now on a typo, not at payment time
         if require_callback and self._credit is None and app.config.get("STARS_CREDIT_CALLBACK") is None:
             raise MissingCallbackError(
                 "STARS_CREDIT_CALLBACK is not set: give a callable or 'module:attr' that "

@@ -138,7 +138,13 @@ def handle_pre_checkout(state: StarsState, query: PreCheckout, update_id: int | 
         state.session.rollback()
         decision = PreCheckoutDecision(ok=False, reason="try_again")
     error_message = None if decision.ok else message(decision.reason or "try_again", query.language_code)
-    state.gateway.answer_pre_checkout(query.id, decision.ok, error_message)  # BotApiError → 500 → redelivery
+    try:
+        state.gateway.answer_pre_checkout(query.id, decision.ok, error_message)
+    except BotApiError as exc:
+        if exc.error_code != 400:
+            raise  # Telegram busy or unreachable: answer 500 so it redelivers and we answer again
+        # 400: the query was already answered or is too old; a redelivery cannot help.
+        log.warning("flask_stars: Telegram refused our answer to pre-checkout %s: %s", query.id, exc)
     try:
         log_update(state, update_id, UpdateKind.PRE_CHECKOUT, body, processed=True, note=decision.reason)
     except Exception:

@@ -207,7 +207,8 @@ class UpdateLog(StarsModel):
     __tablename__ = "stars_updates"
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
-    update_id: Mapped[int] = mapped_column(sa.BigInteger, unique=True)
+    # None for updates a polling bot handed over (telebot does not pass update_id on).
+    update_id: Mapped[int | None] = mapped_column(sa.BigInteger, unique=True)
     kind: Mapped[str] = mapped_column(sa.String(32))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     body: Mapped[str] = mapped_column(sa.Text)

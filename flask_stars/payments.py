@@ -229,7 +229,7 @@ def wait_for_order(ctx: StarsState, order_id: str, user_id: int, wait: float) ->
     """The order once its status is no longer ``pending``, or after ``wait`` seconds."""
     order = order_for_user(ctx, order_id, user_id)
     deadline = time.monotonic() + min(max(wait, 0), MAX_WAIT)
-    while order.status == OrderStatus.PENDING and time.monotonic() < deadline:
+    while order_status(order) == OrderStatus.PENDING and time.monotonic() < deadline:
         ctx.session.rollback()  # end the read transaction: never sit idle in one
         time.sleep(min(POLL_INTERVAL, max(deadline - time.monotonic(), 0)))
         order = order_for_user(ctx, order_id, user_id)
@@ -561,6 +561,9 @@ def log_update(
         session.commit()
     except IntegrityError:
         session.rollback()
+        if update_id is None:
+            raise
+        # The same update is being logged by a concurrent delivery: use its row.
         return log_update(ctx, update_id, kind, body, processed=processed, note=note)
     return row, False
 

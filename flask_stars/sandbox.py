@@ -148,7 +148,12 @@ class Sandbox:
             self.host, self.port, self._wsgi, threaded=True, request_handler=QuietRequestHandler
         )
         self.port = self._server.server_port
-        self._thread = threading.Thread(target=self._server.serve_forever, name="stars-sandbox", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="stars-sandbox",
+            daemon=True,
+        )
         self._thread.start()
         return self
 

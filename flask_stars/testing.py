@@ -39,7 +39,9 @@ TEST_TOKEN = "123456789:TEST-sandbox-token_for-flask-stars"
 def serve(app: Flask, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
     """Serve ``app`` on a real port in a thread (threaded, as a WSGI server would); yields its URL."""
     server = make_server(host, port, app, threaded=True, request_handler=QuietRequestHandler)
-    thread = threading.Thread(target=server.serve_forever, name="stars-live-app", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="stars-live-app", daemon=True
+    )
     thread.start()
     try:
         yield f"http://{host}:{server.server_port}"

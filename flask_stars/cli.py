@@ -1,0 +1,169 @@
+"""``flask stars ...``: the operator's commands (click, on ``stars_bp.cli``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+import sqlalchemy as sa
+from flask import Blueprint
+
+from .botapi import PAYMENT_UPDATES
+from .errors import BotApiError
+from .extension import get_state
+from .models import Order, Payment, UpdateLog
+
+
+def _fail(exc: BotApiError) -> None:
+    raise click.ClickException(f"Telegram said: {exc.description}")
+
+
+def _rows(rows: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(rows, default=str, ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        click.echo("(none)")
+        return
+    columns = list(rows[0])
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
+    click.echo("  ".join(c.ljust(widths[c]) for c in columns))
+    for row in rows:
+        click.echo("  ".join(str(row[c]).ljust(widths[c]) for c in columns))
+
+
+def register_cli(bp: Blueprint) -> None:
+    """Attach the commands to the blueprint's ``flask stars`` group."""
+    group = bp.cli
+
+    @group.command("set-webhook")
+    @click.argument("url")
+    @click.option(
+        "--max-connections",
+        type=click.IntRange(1, 100),
+        default=None,
+        help="Telegram's parallel deliveries (1-100, default 40).",
+    )
+    @click.option(
+        "--drop-pending",
+        is_flag=True,
+        help="Drop updates Telegram is holding (never do this with payments pending).",
+    )
+    def set_webhook(url: str, max_connections: int | None, drop_pending: bool) -> None:
+        """Point Telegram at URL (your public https://.../stars/webhook), with the secret.
+
+        allowed_updates always includes message and pre_checkout_query: Telegram keeps the
+        last list it was given, and a list without them silently breaks payments.
+        """
+        state = get_state()
+        if not url.startswith("https://") and not state.settings.api_url:
+            click.echo("warning: Telegram only delivers webhooks to https:// URLs", err=True)
+        try:
+            if drop_pending:
+                state.gateway.delete_webhook(drop_pending_updates=True)
+            state.gateway.set_webhook(
+                url, state.settings.webhook_secrets[0], PAYMENT_UPDATES, max_connections
+            )
+        except BotApiError as exc:
+            _fail(exc)
+        click.echo(f"Webhook set to {url} (allowed updates: {', '.join(PAYMENT_UPDATES)})")
+
+    @group.command("webhook-info")
+    def webhook_info() -> None:
+        """Show what Telegram knows of the webhook (URL, pending updates, last error)."""
+        try:
+            info = get_state().gateway.webhook_info()
+        except BotApiError as exc:
+            _fail(exc)
+        for key, value in info.items():
+            click.echo(f"{key}: {value}")
+
+    @group.command("delete-webhook")
+    def delete_webhook() -> None:
+        """Remove the webhook (Telegram keeps pending updates for 24 h)."""
+        try:
+            get_state().gateway.delete_webhook()
+        except BotApiError as exc:
+            _fail(exc)
+        click.echo("Webhook deleted")
+
+    @group.command("replay")
+    @click.argument("update_ids", nargs=-1, type=int)
+    @click.option("--failed", is_flag=True, help="Replay every logged payment update not yet processed.")
+    def replay(update_ids: tuple[int, ...], failed: bool) -> None:
+        """Handle logged payment updates again (exactly-once holds: a done charge is skipped)."""
+        from .handlers import handle_update
+
+        if not update_ids and not failed:
+            raise click.UsageError("give UPDATE_ID... or --failed")
+        state = get_state()
+        session = state.session
+        stmt = sa.select(UpdateLog).where(UpdateLog.kind != "pre_checkout_query").order_by(UpdateLog.id)
+        if failed:
+            stmt = stmt.where(UpdateLog.processed.is_(False))
+        if update_ids:
+            stmt = stmt.where(UpdateLog.update_id.in_(update_ids))
+        rows = [(r.update_id, r.body) for r in session.scalars(stmt)]
+        session.rollback()
+        errors = 0
+        for update_id, body in rows:
+            try:
+                outcome = handle_update(state, json.loads(body), body)
+                click.echo(f"{update_id}: {outcome.detail}")
+            except Exception as exc:
+                errors += 1
+                session.rollback()
+                click.echo(f"{update_id}: failed: {exc}", err=True)
+        click.echo(f"replayed {len(rows) - errors} of {len(rows)} update(s)")
+        if errors:
+            raise SystemExit(1)
+
+    @group.command("payments")
+    @click.option("--user", "user_id", type=int, help="Only this user's payments.")
+    @click.option("--limit", type=int, default=20, show_default=True)
+    @click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+    def payments(user_id: int | None, limit: int, as_json: bool) -> None:
+        """The newest payments in the ledger."""
+        stmt = sa.select(Payment).order_by(Payment.id.desc()).limit(limit)
+        if user_id is not None:
+            stmt = stmt.where(Payment.user_id == user_id)
+        rows = [
+            {
+                "charge_id": p.telegram_payment_charge_id,
+                "user": p.user_id,
+                "pack": p.pack_id,
+                "stars": p.stars,
+                "status": p.status,
+                "credited": p.credited,
+                "problem": p.problem or "",
+                "paid_at": p.paid_at.isoformat(timespec="seconds"),
+            }
+            for p in get_state().session.scalars(stmt)
+        ]
+        _rows(rows, as_json)
+
+    @group.command("orders")
+    @click.option("--user", "user_id", type=int, help="Only this user's orders.")
+    @click.option("--status", type=click.Choice(["pending", "paid", "refunded", "expired", "failed"]))
+    @click.option("--limit", type=int, default=20, show_default=True)
+    @click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+    def orders(user_id: int | None, status: str | None, limit: int, as_json: bool) -> None:
+        """The newest orders."""
+        stmt = sa.select(Order).order_by(Order.created_at.desc()).limit(limit)
+        if user_id is not None:
+            stmt = stmt.where(Order.user_id == user_id)
+        if status:
+            stmt = stmt.where(Order.status == status)
+        rows = [
+            {
+                "order": o.id,
+                "user": o.user_id,
+                "pack": o.pack_id,
+                "stars": o.stars,
+                "status": o.status,
+                "created_at": o.created_at.isoformat(timespec="seconds"),
+            }
+            for o in get_state().session.scalars(stmt)
+        ]
+        _rows(rows, as_json)

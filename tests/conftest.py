@@ -1,0 +1,151 @@
+"""Fixtures: a host app served on 127.0.0.1, the Bot API sandbox, and a database.
+
+The database is SQLite in a temporary folder, or PostgreSQL when
+``STARS_TEST_DATABASE_URL`` is set (``.ci/run`` runs the suite both ways).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import sqlalchemy as sa
+
+from flask_stars.models import Order, Payment, StarsModel, UpdateLog
+from flask_stars.sandbox import PaymentAttempt, Sandbox
+from flask_stars.testing import TEST_TOKEN, connect, init_data_header, serve
+from tests import hostapp
+
+FIXTURES = Path(__file__).parent / "fixtures" / "updates"
+
+
+def load_update(name: str) -> dict[str, Any]:
+    """One of the real update shapes in tests/fixtures/updates (copied from shared/examples)."""
+    return json.loads((FIXTURES / f"{name}.json").read_text())
+
+
+def _reset_database(url: str) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        hostapp.HostBase.metadata.drop_all(conn)
+        StarsModel.metadata.drop_all(conn)
+    engine.dispose()
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    url = os.environ.get("STARS_TEST_DATABASE_URL")
+    if url:
+        _reset_database(url)
+        return url
+    return f"sqlite:///{tmp_path / 'host.db'}"
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    with Sandbox(token=TEST_TOKEN) as tg:
+        yield tg
+
+
+class Shop:
+    """A running host app with flask_stars, talking to the sandbox over real HTTP."""
+
+    def __init__(self, app: Any, base_url: str, sandbox: Sandbox) -> None:
+        self.app = app
+        self.base = base_url
+        self.tg = sandbox
+        self.http = requests.Session()
+        self.prefix = app.extensions["stars"].url_prefix
+
+    @property
+    def credit_log(self) -> hostapp.CreditLog:
+        return self.app.extensions["host_credit_log"]
+
+    def url(self, path: str) -> str:
+        return self.base + self.prefix + path
+
+    def auth(self, user_id: int, **kwargs: Any) -> dict[str, str]:
+        return init_data_header(TEST_TOKEN, user_id, **kwargs)
+
+    def invoice(self, user_id: int, pack_id: str = "stars_pack_1", **kwargs: Any) -> requests.Response:
+        return self.http.post(
+            self.url("/invoice"), json={"pack_id": pack_id}, headers=self.auth(user_id), **kwargs
+        )
+
+    def order_status(self, order_id: str, user_id: int, wait: float | None = None) -> requests.Response:
+        params = {"wait": wait} if wait is not None else None
+        return self.http.get(self.url(f"/orders/{order_id}"), headers=self.auth(user_id), params=params)
+
+    def buy(
+        self, user_id: int, pack_id: str = "stars_pack_1", **pay_kwargs: Any
+    ) -> tuple[str, PaymentAttempt]:
+        """Mini App path: invoice, then the sandbox pays it as ``user_id``."""
+        resp = self.invoice(user_id, pack_id)
+        assert resp.status_code in (200, 201), resp.text
+        body = resp.json()
+        return body["order_id"], self.tg.pay(body["invoice_url"], user_id, **pay_kwargs)
+
+    def post_webhook(self, body: Any, secret: str | None = "default", **kwargs: Any) -> requests.Response:
+        headers = dict(kwargs.pop("headers", {}))
+        if secret == "default":
+            secret = self.app.extensions["stars"].settings.webhook_secrets[0]
+        if secret is not None:
+            headers["X-Telegram-Bot-Api-Secret-Token"] = secret
+        data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+        headers.setdefault("Content-Type", "application/json")
+        return self.http.post(self.url("/webhook"), data=data, headers=headers, **kwargs)
+
+    def balance(self, user_id: int) -> int:
+        with self.app.app_context():
+            user = hostapp.db.session.get(hostapp.User, user_id)
+            return 0 if user is None else user.coins
+
+    def rows(self, model: Any, **filters: Any) -> list[Any]:
+        with self.app.app_context():
+            session = self.app.extensions["stars"].session
+            rows = session.scalars(sa.select(model).filter_by(**filters)).all()
+            session.expunge_all()
+            return list(rows)
+
+    def order(self, order_id: str) -> Order:
+        (order,) = self.rows(Order, id=order_id)
+        return order
+
+    def payments(self, **filters: Any) -> list[Payment]:
+        return self.rows(Payment, **filters)
+
+    def updates(self, **filters: Any) -> list[UpdateLog]:
+        return self.rows(UpdateLog, **filters)
+
+
+def _dispose_engines(app: Any) -> None:
+    with app.app_context():
+        for engine in hostapp.db.engines.values():
+            engine.dispose()
+
+
+@pytest.fixture
+def make_shop(database_url: str, sandbox: Sandbox) -> Iterator[Callable[..., Shop]]:
+    """Build and serve a host app: ``make_shop(mount="extension", STARS_ORDER_TTL=60, ...)``."""
+    with ExitStack() as stack:
+
+        def factory(**config: Any) -> Shop:
+            config.setdefault("STARS_API_URL", sandbox.url)
+            app = hostapp.create_app(database_url, **config)
+            stack.callback(_dispose_engines, app)
+            base = stack.enter_context(serve(app))
+            connect(app, sandbox, base)
+            return Shop(app, base, sandbox)
+
+        yield factory
+
+
+@pytest.fixture
+def shop(make_shop: Callable[..., Shop]) -> Shop:
+    return make_shop()
