@@ -218,7 +218,7 @@ def webhook() -> tuple[Response, int]:
     if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
         raise BadRequest("The body is not a Telegram update.", error="invalid_update")
     try:
-        outcome = handle_update(state, update, raw.decode("utf-8"))
+        outcome = handle_update(state, update, raw.decode("utf-8", "replace"))
     except MalformedUpdate as exc:
         raise BadRequest(
             "The payment update is malformed.", error="invalid_update", fields=exc.messages

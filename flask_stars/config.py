@@ -49,7 +49,6 @@ CONFIG_KEYS: dict[str, tuple[Any, str]] = {
     "STARS_MAX_BODY": (1 * MiB, "largest request body the blueprint accepts (413 above)"),
     "STARS_CREATE_TABLES": (True, "create flask_stars' tables on first use"),
     "STARS_SQLITE_WAL": (True, "switch a file SQLite database to WAL mode on first use"),
-    "STARS_SANDBOX": (False, "serve the sandbox pages; never on in production"),
 }
 
 DEFAULT_API_URL = "https://api.telegram.org"
@@ -80,7 +79,6 @@ class Settings:
     max_body: int
     create_tables: bool
     sqlite_wal: bool
-    sandbox: bool
 
 
 def _positive_int(config: Mapping[str, Any], key: str) -> int:
@@ -146,7 +144,6 @@ def read_settings(config: Mapping[str, Any], bot_token: str | None) -> Settings:
         max_body=_positive_int(config, "STARS_MAX_BODY"),
         create_tables=bool(config["STARS_CREATE_TABLES"]),
         sqlite_wal=bool(config["STARS_SQLITE_WAL"]),
-        sandbox=bool(config["STARS_SANDBOX"]),
     )
 
 

@@ -208,7 +208,8 @@ class UpdateLog(StarsModel):
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
     # None for updates a polling bot handed over (telebot does not pass update_id on).
-    update_id: Mapped[int | None] = mapped_column(sa.BigInteger, unique=True)
+    update_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    digest: Mapped[str] = mapped_column(sa.String(64))  # sha256 of body
     kind: Mapped[str] = mapped_column(sa.String(32))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     body: Mapped[str] = mapped_column(sa.Text)
@@ -216,6 +217,8 @@ class UpdateLog(StarsModel):
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
     error: Mapped[str | None] = mapped_column(sa.Text)
+
+    __table_args__ = (sa.UniqueConstraint("update_id", "digest"),)
 
 
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:

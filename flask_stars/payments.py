@@ -10,6 +10,7 @@ holds across processes and hosts.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -40,8 +41,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("flask_stars")
 
-#: How long a second click waits for the first click's invoice link before making its own.
-LINK_WAIT_SECONDS = 5.0
 #: A pending order is reused only while at least this share of STARS_ORDER_TTL is left, so a
 #: user who reopens the shop never gets an invoice that expires while the sheet is open.
 REUSE_MIN_LIFE_SHARE = 0.25
@@ -172,12 +171,9 @@ def open_invoice(ctx: StarsState, user_id: int, pack: Pack) -> tuple[Order, bool
     order, created = pending_order(ctx, user_id, pack)
     if order.invoice_url:
         return order, created
-    if not created:
-        order = _wait_for_link(ctx, order)
-        if order.invoice_url:
-            return order, False
-        if order.status != OrderStatus.PENDING:
-            return open_invoice(ctx, user_id, pack)
+    # No link yet (a new order, one made from the chat, or a concurrent click still
+    # waiting for Telegram): make one. Two links for one order carry the same payload, so
+    # either pays the same order; the first one stored is the one handed out.
     try:
         url = ctx.gateway.create_invoice_link(order, pack)
     except BotApiError:
@@ -198,22 +194,6 @@ def open_invoice(ctx: StarsState, user_id: int, pack: Pack) -> tuple[Order, bool
     if created:
         ctx.send(signals.order_created, order=order)
     return order, created
-
-
-def _wait_for_link(ctx: StarsState, order: Order) -> Order:
-    """A concurrent click is making this order's link: wait for it (briefly)."""
-    deadline = time.monotonic() + LINK_WAIT_SECONDS
-    young = utcnow() - order.created_at < timedelta(seconds=LINK_WAIT_SECONDS * 2)
-    while young and time.monotonic() < deadline:
-        ctx.session.rollback()
-        fresh = _fresh_order(ctx, order.id)
-        if fresh is None:
-            break
-        order = fresh
-        if order.invoice_url or order.status != OrderStatus.PENDING:
-            break
-        time.sleep(POLL_INTERVAL / 2)
-    return order
 
 
 def order_for_user(ctx: StarsState, order_id: str, user_id: int) -> Order:
@@ -531,12 +511,15 @@ def log_update(
     """Write an update to the raw log in its own transaction: ``(row, already_processed)``.
 
     A redelivery of an update that was fully handled returns ``already_processed=True``.
+    An update is the same only if its id *and* its body match: Telegram restarts its ids at
+    random after a week of silence, and a reused id must never hide a new payment.
     """
     session = ctx.session
+    digest = hashlib.sha256(body.encode()).hexdigest()
     if update_id is not None:
         row = session.scalar(
             sa.select(UpdateLog)
-            .where(UpdateLog.update_id == update_id)
+            .where(UpdateLog.update_id == update_id, UpdateLog.digest == digest)
             .execution_options(populate_existing=True)
         )
         if row is not None:
@@ -548,6 +531,7 @@ def log_update(
     now = utcnow()
     row = UpdateLog(
         update_id=update_id,
+        digest=digest,
         kind=kind,
         body=body,
         attempts=1,

@@ -135,7 +135,8 @@ class Sandbox:
         self._charges: dict[str, dict[str, Any]] = {}
         self._refunded: set[str] = set()
         self._cond = threading.Condition()
-        self._ids = itertools.count(int(time.time()) % 1_000_000 * 1000)
+        # Microseconds since the epoch: ids keep growing across restarts, as Telegram's do.
+        self._ids = itertools.count(time.time_ns() // 1000)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._http = requests.Session()
@@ -434,7 +435,7 @@ class Sandbox:
             handler = getattr(self, "_api_" + method, None)
             if handler is None:
                 raise ApiError(404, "Not Found: method not found")
-            result = handler(params)
+            result = handler({**params, "__token__": token} if method == "getMe" else params)
             body: dict[str, Any] = {"ok": True, "result": result}
             status = 200
         except ApiError as exc:
@@ -465,7 +466,7 @@ class Sandbox:
             raise ApiError(fault.error_code, fault.description, fault.retry_after)
 
     def _api_getMe(self, p: dict[str, Any]) -> dict[str, Any]:
-        bot_id = int((self.token or "1:x").split(":")[0])
+        bot_id = int(str(p.get("__token__") or "1:x").split(":")[0])
         return {"id": bot_id, "is_bot": True, "first_name": "Sandbox Bot", "username": "sandbox_stars_bot"}
 
     def _invoice_from(self, p: dict[str, Any]) -> Invoice:

@@ -195,3 +195,13 @@ def _fixture(name):
     from tests.conftest import load_update
 
     return load_update(name)
+
+
+def test_reused_update_id_with_a_new_payment_is_not_mistaken_for_a_duplicate(shop):
+    """Telegram restarts update ids at random after a week idle: id alone is not identity."""
+    _, first = shop.buy(42, "stars_pack_1")
+    order2 = shop.invoice(42, "stars_pack_2").json()
+    second = shop.tg.pay(order2["invoice_url"], 42, deliver_payment=False)
+    second.payment_update["update_id"] = first.payment_update["update_id"]
+    assert shop.tg.deliver(second.payment_update).body["detail"] == "credited"
+    assert shop.balance(42) == 6_000_000

@@ -161,3 +161,17 @@ def test_openapi_documents_every_endpoint(shop):
     assert "pack_id" in spec["components"]["schemas"]["InvoiceRequest"]["properties"]
     assert spec["components"]["schemas"]["InvoiceRequest"]["required"] == ["pack_id"]
     assert "Order" in spec["components"]["schemas"]
+
+
+def test_concurrent_clicks_make_one_pending_order(shop):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from flask_stars.models import Order
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        responses = list(pool.map(lambda _: shop.invoice(42), range(16)))
+    assert all(r.status_code in (200, 201) for r in responses), [r.text for r in responses]
+    assert len({r.json()["order_id"] for r in responses}) == 1
+    assert len({r.json()["invoice_url"] for r in responses}) == 1
+    assert len(shop.rows(Order, status="pending")) == 1
+    assert [r.status_code for r in responses].count(201) == 1
