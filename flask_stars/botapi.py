@@ -7,7 +7,6 @@ out, so callers decide about retries from facts and not from exception types.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -78,23 +77,25 @@ class BotGateway:
         self.bot = bot
 
     @staticmethod
-    def _price(pack: Pack) -> list[types.LabeledPrice]:
-        # XTR amounts are whole Stars: 10 Stars is amount=10, never 1000.
-        return [types.LabeledPrice(label=pack.title, amount=pack.stars)]
+    def _invoice(pack: Pack) -> dict[str, Any]:
+        """What every Stars invoice carries: XTR, exactly one price, no provider token."""
+        return {
+            "title": pack.title,
+            "description": pack.invoice_description,
+            "provider_token": None,  # telebot then omits it, as Telegram asks for XTR
+            "currency": XTR,
+            # XTR amounts are whole Stars: 10 Stars is amount=10, never 1000.
+            "prices": [types.LabeledPrice(label=pack.title, amount=pack.stars)],
+            "photo_url": pack.photo_url,
+        }
 
     def create_invoice_link(self, order: Order, pack: Pack) -> str:
-        """createInvoiceLink for ``order``: XTR, one price, no provider token."""
+        """createInvoiceLink for ``order`` (subscriptions get Telegram's only period, 30 days)."""
+        period = SUBSCRIPTION_PERIOD if pack.subscription else None
         return _call(
             "createInvoiceLink",
             lambda: self.bot.create_invoice_link(
-                title=pack.title,
-                description=pack.invoice_description,
-                payload=order.payload,
-                provider_token=None,
-                currency=XTR,
-                prices=self._price(pack),
-                photo_url=pack.photo_url,
-                subscription_period=SUBSCRIPTION_PERIOD if pack.subscription else None,
+                payload=order.payload, subscription_period=period, **self._invoice(pack)
             ),
         )
 
@@ -102,16 +103,7 @@ class BotGateway:
         """sendInvoice in the chat for ``order`` (one-time packs only: Telegram's rule)."""
         return _call(
             "sendInvoice",
-            lambda: self.bot.send_invoice(
-                chat_id,
-                title=pack.title,
-                description=pack.invoice_description,
-                invoice_payload=order.payload,
-                provider_token=None,
-                currency=XTR,
-                prices=self._price(pack),
-                photo_url=pack.photo_url,
-            ),
+            lambda: self.bot.send_invoice(chat_id, invoice_payload=order.payload, **self._invoice(pack)),
         )
 
     def answer_pre_checkout(self, query_id: str, ok: bool, error_message: str | None = None) -> bool:
@@ -148,7 +140,3 @@ class BotGateway:
     def webhook_info(self) -> dict[str, Any]:
         info = _call("getWebhookInfo", self.bot.get_webhook_info)
         return {k: v for k, v in vars(info).items() if v is not None and not k.startswith("_")}
-
-
-def json_dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

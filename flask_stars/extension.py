@@ -230,6 +230,14 @@ class FlaskStars:
         Each handler runs in an app context of ``app`` and handles the payment before it
         returns, whatever the bot's threading mode.
         """
+        from flask import has_app_context
+
         from .handlers import register_handlers
 
-        register_handlers(bot, app or current_app._get_current_object())  # type: ignore[attr-defined]
+        if app is None:
+            if not has_app_context():
+                raise NotInitialisedError(
+                    "call stars.register_handlers(bot, app) or call it inside app.app_context()"
+                )
+            app = current_app._get_current_object()  # type: ignore[attr-defined]
+        register_handlers(bot, app)

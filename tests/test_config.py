@@ -182,3 +182,24 @@ def test_private_engine_when_host_has_no_flask_sqlalchemy(tmp_path, sandbox):
     assert credited == [(42, 1_000_000)]
     assert (tmp_path / "instance" / "stars.db").exists()
     assert "sqlalchemy" not in app.extensions
+
+
+def test_sqlite_file_database_is_switched_to_wal(shop, database_url):
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite only")
+    import sqlalchemy as sa
+
+    shop.invoice(42)
+    engine = sa.create_engine(database_url)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    engine.dispose()
+
+
+def test_register_handlers_outside_an_app_context_says_what_to_do():
+    from telebot import TeleBot
+
+    app = _app()
+    stars = FlaskStars(app)
+    with pytest.raises(RuntimeError, match="register_handlers"):
+        stars.register_handlers(TeleBot(TEST_TOKEN, threaded=False))
