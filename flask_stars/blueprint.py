@@ -7,18 +7,18 @@ import json
 import logging
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify, request, send_from_directory
 from flask.sansio.blueprints import BlueprintSetupState
 from werkzeug.exceptions import HTTPException
 
 from . import payments
+from .auth import request_init_data
 from .cli import register_cli
 from .errors import (
     BadGateway,
     BadRequest,
     BotApiError,
     Forbidden,
-    InvalidInitData,
     MissingCallbackError,
     NotFound,
     ServerError,
@@ -26,9 +26,9 @@ from .errors import (
     StarsConfigError,
     StarsHTTPError,
 )
-from .extension import EXTENSION_KEY, FlaskStars, StarsState, get_state
+from .extension import EXTENSION_KEY, FlaskStars, get_state
 from .handlers import MalformedUpdate, handle_update
-from .initdata import InitData, validate_init_data
+from .sandbox_web import register_sandbox_routes
 from .schemas import (
     ValidationError,
     invoice_request_schema,
@@ -41,7 +41,12 @@ from .schemas import (
 log = logging.getLogger("flask_stars")
 
 stars_bp = Blueprint(
-    "stars", __name__, url_prefix="/stars", static_folder="static", static_url_path="/static"
+    "stars",
+    __name__,
+    url_prefix="/stars",
+    static_folder="static",
+    static_url_path="/static",
+    template_folder="templates",
 )
 
 
@@ -113,21 +118,6 @@ def _json_body(schema: Any = None) -> Any:
         raise BadRequest("The body is not valid.", error="validation_error", fields=exc.messages) from None
 
 
-def _init_data(state: StarsState) -> InitData:
-    header = request.headers.get("Authorization", "")
-    scheme, _, raw = header.partition(" ")
-    if scheme.lower() != "tma" or not raw.strip():
-        raise InvalidInitData("Send the Mini App's initData as 'Authorization: tma <initData>'.")
-    s = state.settings
-    return validate_init_data(
-        raw.strip(),
-        s.bot_token,
-        max_age=s.init_data_max_age,
-        mode=s.init_data_validation,
-        public_key=s.init_data_public_key,
-    )
-
-
 def _bot_api_failure(exc: BotApiError) -> StarsHTTPError:
     log.warning("flask_stars: %s", exc)
     if exc.retry_after is not None:
@@ -168,7 +158,7 @@ def create_invoice() -> tuple[Response, int]:
     """Make (or reuse) the caller's pending order for a pack and return its invoice link."""
     state = get_state()
     body = _json_body(invoice_request_schema)
-    init = _init_data(state)
+    init = request_init_data()
     pack = state.packs.get(body["pack_id"])
     if pack is None:
         raise NotFound(f"No pack {body['pack_id']!r}.", error="pack_not_found")
@@ -193,7 +183,7 @@ def create_invoice() -> tuple[Response, int]:
 def order_status(order_id: str) -> Response:
     """The caller's order; ``?wait=N`` long-polls while it is pending (N ≤ 25 s)."""
     state = get_state()
-    init = _init_data(state)
+    init = request_init_data()
     try:
         query = order_query_schema.load(request.args.to_dict())
     except ValidationError as exc:
@@ -229,6 +219,12 @@ def webhook() -> tuple[Response, int]:
     return jsonify({"ok": True, "result": outcome.kind, "detail": outcome.detail}), 200
 
 
+@stars_bp.get("/stars.js")
+def stars_js() -> Response:
+    """The browser helper (``FlaskStars.buy``, ``FlaskStars.packs``)."""
+    return send_from_directory(stars_bp.static_folder, "stars.js", mimetype="text/javascript", max_age=300)
+
+
 @stars_bp.get("/openapi.json")
 def openapi() -> Response:
     """The OpenAPI 3 document of these endpoints."""
@@ -238,3 +234,4 @@ def openapi() -> Response:
 
 
 register_cli(stars_bp)
+register_sandbox_routes(stars_bp)

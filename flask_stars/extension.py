@@ -53,6 +53,10 @@ class StarsState:
         self.database = database
         self.blueprint_registered = False
         self.url_prefix = ""
+        # Set only by attach_sandbox() in a process that runs the emulator; it turns on
+        # the /stars/sandbox/ pages, which 404 everywhere else.
+        self.sandbox: Any = None
+        self.sandbox_mini_app_url = "/"
 
     @property
     def session(self) -> Session:

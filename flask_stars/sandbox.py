@@ -94,6 +94,7 @@ class Delivery:
     update: dict[str, Any]
     status: int
     body: Any
+    at: float = field(default_factory=time.time)
 
 
 @dataclass
@@ -107,6 +108,16 @@ class PaymentAttempt:
     pre_checkout: Delivery | None = None
     payment: Delivery | None = None
     payment_update: dict[str, Any] | None = None
+
+
+#: Test users the sandbox page offers (one speaks Russian, to see the Russian texts).
+TEST_USERS: list[dict[str, Any]] = [
+    {"id": 111111, "is_bot": False, "first_name": "Ann", "username": "ann_test", "language_code": "en"},
+    {"id": 222222, "is_bot": False, "first_name": "Иван", "username": "ivan_test", "language_code": "ru"},
+    {"id": 333333, "is_bot": False, "first_name": "Bob", "username": "bob_test", "language_code": "en"},
+]
+#: A token for sandbox runs: no real bot has it.
+SANDBOX_TOKEN = "100000001:SANDBOX-flask-stars-no-real-bot"
 
 
 def make_user(user: int | dict[str, Any], language_code: str = "en") -> dict[str, Any]:

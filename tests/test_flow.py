@@ -175,3 +175,16 @@ def test_concurrent_clicks_make_one_pending_order(shop):
     assert len({r.json()["invoice_url"] for r in responses}) == 1
     assert len(shop.rows(Order, status="pending")) == 1
     assert [r.status_code for r in responses].count(201) == 1
+
+
+def test_sandbox_pages_do_not_exist_without_an_attached_sandbox(shop):
+    for path in ("/sandbox/", "/sandbox/telegram-web-app.js", "/sandbox/init-data?user=1", "/sandbox/log"):
+        assert shop.http.get(shop.url(path)).status_code == 404
+    assert shop.http.post(shop.url("/sandbox/pay"), json={"slug": "x", "user_id": 1}).status_code == 404
+
+
+def test_stars_js_is_served(shop):
+    resp = shop.http.get(shop.url("/stars.js"))
+    assert resp.status_code == 200
+    assert "javascript" in resp.headers["Content-Type"]
+    assert "FlaskStars" in resp.text

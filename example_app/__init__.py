@@ -1,0 +1,113 @@
+"""An "existing" Flask app that sells coins for Telegram Stars with flask_stars.
+
+It is what a user copies from: its own Flask-SQLAlchemy ``db`` and ``User`` model, its
+own pyTelegramBotAPI bot (``/start`` opens the Mini App), its own Mini App page, and
+flask_stars mounted the way the README shows. ``python -m example_app`` runs it with the
+sandbox playing Telegram; see ``__main__.py``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flask import Flask, jsonify, render_template
+from telebot import TeleBot, types
+
+from flask_stars import FlaskStars, StarsConfigError, StarsHTTPError
+from flask_stars.auth import request_init_data
+
+from .models import User, db
+
+PACKS = [
+    {
+        "id": "stars_pack_1",
+        "stars": 10,
+        "title": "Starter pack",
+        "credits": 1_000_000,
+        "description": "1,000,000 coins",
+    },
+    {
+        "id": "stars_pack_2",
+        "stars": 40,
+        "title": "Premium pack",
+        "credits": 5_000_000,
+        "description": "5,000,000 coins",
+    },
+]
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """The example app. ``config`` overrides the defaults (and the environment)."""
+    app = Flask(__name__, instance_relative_config=True)
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI=os.environ.get(
+            "DATABASE_URL", "sqlite:///" + os.path.join(app.instance_path, "example.db")
+        ),
+        STARS_BOT_TOKEN=os.environ.get("STARS_BOT_TOKEN"),
+        STARS_PACKS=PACKS,
+        PUBLIC_URL=os.environ.get("PUBLIC_URL", "http://127.0.0.1:5000"),
+        SANDBOX=False,
+    )
+    app.config.update(config or {})
+    db.init_app(app)
+
+    if not app.config["STARS_BOT_TOKEN"]:
+        raise StarsConfigError(
+            "STARS_BOT_TOKEN is not set: run `python -m example_app` to use the sandbox, "
+            "or export the token from @BotFather"
+        )
+    bot = TeleBot(app.config["STARS_BOT_TOKEN"], threaded=False)
+    stars = FlaskStars(app, db=db, bot=bot)
+
+    @stars.credit
+    def credit_coins(payment: Any) -> None:
+        user = db.session.get(User, payment.user_id) or User(id=payment.user_id, coins=0)
+        db.session.add(user)
+        user.coins += payment.pack.credits  # flask_stars commits, with the payment
+
+    @stars.debit
+    def debit_coins(payment: Any) -> None:
+        user = db.session.get(User, payment.user_id)
+        if user is not None:
+            user.coins -= payment.pack.credits
+
+    @bot.message_handler(commands=["start"])
+    def start(message: types.Message) -> None:
+        russian = (message.from_user.language_code or "").startswith("ru")
+        markup = types.InlineKeyboardMarkup()
+        markup.add(
+            types.InlineKeyboardButton(
+                "🪙 Открыть магазин" if russian else "🪙 Open the shop",
+                web_app=types.WebAppInfo(app.config["PUBLIC_URL"].rstrip("/") + "/"),
+            )
+        )
+        text = (
+            "Монеты за звёзды Telegram. Откройте магазин:"
+            if russian
+            else "Coins for Telegram Stars. Open the shop:"
+        )
+        bot.send_message(message.chat.id, text, reply_markup=markup)
+
+    @app.get("/")
+    def index() -> str:
+        return render_template("index.html", sandbox=app.config["SANDBOX"])
+
+    @app.get("/api/me")
+    def me() -> Any:
+        try:
+            who = request_init_data().user  # who the Mini App says it is, checked
+        except StarsHTTPError as exc:
+            return jsonify(exc.to_dict()), exc.code
+        user = db.session.get(User, who.id)
+        if user is None:
+            user = User(id=who.id, coins=0)
+            db.session.add(user)
+        user.first_name = who.first_name
+        db.session.commit()
+        return jsonify({"id": user.id, "first_name": user.first_name, "coins": user.coins})
+
+    with app.app_context():
+        db.create_all()
+    return app
