@@ -119,6 +119,41 @@ def register_cli(bp: Blueprint) -> None:
         if errors:
             raise SystemExit(1)
 
+    @group.command("sandbox")
+    @click.option("--host", default="127.0.0.1", show_default=True)
+    @click.option("--port", type=int, default=5000, show_default=True)
+    @click.option("--mini-app", "mini_app", default="/", show_default=True, help="Your Mini App page's path.")
+    def sandbox(host: str, port: int, mini_app: str) -> None:
+        """Run this app with the sandbox playing Telegram: no account, no network.
+
+        The Bot API is emulated on 127.0.0.1 (this process's Bot API calls go there), and
+        /stars/sandbox/ plays the Telegram client around your Mini App. For development
+        only: it serves with Flask's threaded development server.
+        """
+        from dataclasses import replace
+
+        from flask import current_app
+
+        from .botapi import configure_transport
+        from .sandbox import Sandbox
+        from .sandbox_web import attach_sandbox
+
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        state = get_state(app)
+        emulator = Sandbox(token=state.settings.bot_token).start()
+        state.settings = replace(state.settings, api_url=emulator.url)
+        configure_transport(emulator.url, state.settings.api_timeout)
+        page = attach_sandbox(app, emulator, f"http://{host}:{port}", mini_app_url=mini_app)
+        click.echo(f"Bot API sandbox on {emulator.url}; Telegram never hears of this run.")
+        click.echo(f"Open {page} to use your Mini App as a test user.")
+        try:
+            # app.run() refuses to run inside a `flask` command; werkzeug's server is what it uses.
+            from werkzeug.serving import run_simple
+
+            run_simple(host, port, app, threaded=True, use_reloader=False)
+        finally:
+            emulator.stop()
+
     @group.command("payments")
     @click.option("--user", "user_id", type=int, help="Only this user's payments.")
     @click.option("--limit", type=int, default=20, show_default=True)

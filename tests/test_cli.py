@@ -58,3 +58,66 @@ def test_payments_and_orders_listings(shop):
     assert "charge_id" in table and "stars_pack_1" in table
     rows = json.loads(runner.invoke(args=["stars", "orders", "--json", "--status", "paid"]).output)
     assert len(rows) == 1 and rows[0]["user"] == 42
+
+
+def test_flask_stars_sandbox_runs_a_host_app_with_telegram_emulated(tmp_path):
+    """`flask stars sandbox` as a host app's developer runs it, in a real subprocess."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    from flask_stars.sandbox import TEST_USERS
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    db = tmp_path / "host.db"
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "flask",
+            "--app",
+            f"tests.hostapp:create_app('sqlite:///{db}')",
+            "stars",
+            "sandbox",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                if requests.get(base + "/stars/sandbox/", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("the sandbox did not come up")
+        user = TEST_USERS[1]
+        init = requests.get(base + "/stars/sandbox/init-data", params={"user": user["id"]}, timeout=5).json()
+        auth = {"Authorization": "tma " + init["init_data"]}
+        order = requests.post(
+            base + "/stars/invoice", json={"pack_id": "stars_pack_2"}, headers=auth, timeout=5
+        ).json()
+        slug = order["invoice_url"].rsplit("$", 1)[1]
+        paid = requests.post(
+            base + "/stars/sandbox/pay", json={"slug": slug, "user_id": user["id"]}, timeout=15
+        ).json()
+        assert paid["ok"] and paid["webhook_status"] == 200
+        status = requests.get(base + f"/stars/orders/{order['order_id']}", headers=auth, timeout=5).json()
+        assert status["status"] == "paid"
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
+    assert "Open http://127.0.0.1:" in out and "/stars/sandbox/" in out
