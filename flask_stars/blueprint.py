@@ -159,6 +159,7 @@ def create_invoice() -> tuple[Response, int]:
     state = get_state()
     body = _json_body(invoice_request_schema)
     init = request_init_data()
+    state.invoice_limit.hit(init.user.id)
     pack = state.packs.get(body["pack_id"])
     if pack is None:
         raise NotFound(f"No pack {body['pack_id']!r}.", error="pack_not_found")

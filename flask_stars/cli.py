@@ -119,6 +119,21 @@ def register_cli(bp: Blueprint) -> None:
         if errors:
             raise SystemExit(1)
 
+    @group.command("migrate")
+    @click.option("--revision", default="heads", show_default=True)
+    def migrate(revision: str) -> None:
+        """Create or upgrade the stars_* tables with Alembic (history in stars_alembic_version).
+
+        Use it with STARS_CREATE_TABLES = False, or wire flask_stars.migrations.VERSIONS_DIR
+        into your own Flask-Migrate env instead (see the README).
+        """
+        from .migrations import upgrade
+
+        engine = get_state().database.engine
+        with engine.begin() as conn:
+            upgrade(conn, revision)
+        click.echo(f"flask_stars tables are at {revision}")
+
     @group.command("sandbox")
     @click.option("--host", default="127.0.0.1", show_default=True)
     @click.option("--port", type=int, default=5000, show_default=True)

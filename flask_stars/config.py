@@ -47,6 +47,14 @@ CONFIG_KEYS: dict[str, tuple[Any, str]] = {
     "STARS_BUY_COMMAND": ("buy_stars", "bot command that offers the packs in the chat; None turns it off"),
     "STARS_DUPLICATE_PAYMENT": ("refund", 'second payment for a paid order: "refund" or "credit"'),
     "STARS_MAX_BODY": (1 * MiB, "largest request body the blueprint accepts (413 above)"),
+    "STARS_INVOICE_RATE_LIMIT": (
+        "20/minute",
+        "invoice requests per user (a `limits` rate); None turns it off",
+    ),
+    "STARS_RATE_LIMIT_STORAGE": (
+        "memory://",
+        "where counts live: memory:// (one process) or redis://host:6379",
+    ),
     "STARS_CREATE_TABLES": (True, "create flask_stars' tables on first use"),
     "STARS_SQLITE_WAL": (True, "switch a file SQLite database to WAL mode on first use"),
 }
@@ -77,6 +85,8 @@ class Settings:
     buy_command: str | None
     duplicate_payment: str
     max_body: int
+    invoice_rate_limit: str | None
+    rate_limit_storage: str
     create_tables: bool
     sqlite_wal: bool
 
@@ -142,6 +152,8 @@ def read_settings(config: Mapping[str, Any], bot_token: str | None) -> Settings:
         buy_command=command.strip("/") if command else None,
         duplicate_payment=duplicate,
         max_body=_positive_int(config, "STARS_MAX_BODY"),
+        invoice_rate_limit=config["STARS_INVOICE_RATE_LIMIT"] or None,
+        rate_limit_storage=config["STARS_RATE_LIMIT_STORAGE"],
         create_tables=bool(config["STARS_CREATE_TABLES"]),
         sqlite_wal=bool(config["STARS_SQLITE_WAL"]),
     )

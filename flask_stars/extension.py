@@ -13,6 +13,7 @@ from .config import CONFIG_KEYS, Settings, read_settings, resolve_callable
 from .db import StarsDatabase
 from .errors import MissingCallbackError, NotInitialisedError, StarsConfigError
 from .packs import Catalogue, Pack
+from .ratelimit import InvoiceRateLimit
 
 if TYPE_CHECKING:
     from blinker import NamedSignal
@@ -51,6 +52,7 @@ class StarsState:
         self.owns_bot = owns_bot
         self.gateway = BotGateway(bot)
         self.database = database
+        self.invoice_limit = InvoiceRateLimit(settings.invoice_rate_limit, settings.rate_limit_storage)
         self.blueprint_registered = False
         self.url_prefix = ""
         # Set only by attach_sandbox() in a process that runs the emulator; it turns on

@@ -201,3 +201,49 @@ def test_host_errors_keep_the_hosts_own_rendering(shop):
     assert resp.status_code == 404
     assert "text/html" in resp.headers["Content-Type"]
     assert shop.http.get(shop.base + "/").text == "host home"
+
+
+def test_invoice_requests_are_rate_limited_per_user(make_shop):
+    shop = make_shop(STARS_INVOICE_RATE_LIMIT="3/minute")
+    codes = [shop.invoice(42).status_code for _ in range(4)]
+    assert codes == [201, 200, 200, 429]
+    resp = shop.invoice(42)
+    assert resp.status_code == 429 and resp.json()["error"] == "rate_limited"
+    assert 1 <= int(resp.headers["Retry-After"]) <= 60
+    assert shop.invoice(43).status_code == 201  # another user is not affected
+    assert len(shop.tg.calls_to("createInvoiceLink")) == 2
+
+
+def test_rate_limit_can_live_in_redis(make_shop):
+    import uuid
+
+    import redis
+
+    try:
+        redis.Redis(host="127.0.0.1", port=6379, socket_timeout=1).ping()
+    except redis.RedisError:
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    user = int(uuid.uuid4().int % 10**9) + 10**9  # a key no earlier run has used
+    a = make_shop(STARS_INVOICE_RATE_LIMIT="2/minute", STARS_RATE_LIMIT_STORAGE="redis://127.0.0.1:6379")
+    assert [a.invoice(user).status_code for _ in range(2)] == [201, 200]
+    # A second app (another worker or host) shares the count through Redis.
+    b = make_shop(STARS_INVOICE_RATE_LIMIT="2/minute", STARS_RATE_LIMIT_STORAGE="redis://127.0.0.1:6379")
+    assert b.invoice(user).status_code == 429
+
+
+def test_bad_rate_limit_config_fails_at_start():
+    from flask import Flask
+
+    from flask_stars import StarsConfigError, stars_bp
+    from flask_stars.testing import TEST_TOKEN
+    from tests.hostapp import PACKS
+
+    app = Flask(__name__)
+    app.config.update(
+        STARS_BOT_TOKEN=TEST_TOKEN,
+        STARS_PACKS=PACKS,
+        STARS_CREDIT_CALLBACK=print,
+        STARS_INVOICE_RATE_LIMIT="lots",
+    )
+    with pytest.raises(StarsConfigError, match="STARS_INVOICE_RATE_LIMIT"):
+        app.register_blueprint(stars_bp)
