@@ -90,7 +90,11 @@ def register_cli(bp: Blueprint) -> None:
 
     @group.command("replay")
     @click.argument("update_ids", nargs=-1, type=int)
-    @click.option("--failed", is_flag=True, help="Replay every logged payment update not yet processed.")
+    @click.option(
+        "--failed",
+        is_flag=True,
+        help="Replay spooled updates and every logged payment update not yet processed.",
+    )
     def replay(update_ids: tuple[int, ...], failed: bool) -> None:
         """Handle logged payment updates again (exactly-once holds: a done charge is skipped)."""
         from .handlers import handle_update
@@ -98,6 +102,20 @@ def register_cli(bp: Blueprint) -> None:
         if not update_ids and not failed:
             raise click.UsageError("give UPDATE_ID... or --failed")
         state = get_state()
+        errors = 0
+        spooled = state.spool.pending() if failed else []
+        for path in spooled:
+            # Updates the database could not take when they came (it was down or locked).
+            body = path.read_text(encoding="utf-8")
+            try:
+                outcome = handle_update(state, json.loads(body), body)
+            except Exception as exc:
+                errors += 1
+                state.session.rollback()
+                click.echo(f"{path.name}: failed: {exc}", err=True)
+                continue
+            path.unlink()
+            click.echo(f"{path.name} (spooled): {outcome.detail}")
         session = state.session
         stmt = sa.select(UpdateLog).where(UpdateLog.kind != "pre_checkout_query").order_by(UpdateLog.id)
         if failed:
@@ -106,7 +124,6 @@ def register_cli(bp: Blueprint) -> None:
             stmt = stmt.where(UpdateLog.update_id.in_(update_ids))
         rows = [(r.update_id, r.body) for r in session.scalars(stmt)]
         session.rollback()
-        errors = 0
         for update_id, body in rows:
             try:
                 outcome = handle_update(state, json.loads(body), body)
@@ -115,7 +132,8 @@ def register_cli(bp: Blueprint) -> None:
                 errors += 1
                 session.rollback()
                 click.echo(f"{update_id}: failed: {exc}", err=True)
-        click.echo(f"replayed {len(rows) - errors} of {len(rows)} update(s)")
+        total = len(rows) + len(spooled)
+        click.echo(f"replayed {total - errors} of {total} update(s)")
         if errors:
             raise SystemExit(1)
 

@@ -55,6 +55,14 @@ CONFIG_KEYS: dict[str, tuple[Any, str]] = {
         "memory://",
         "where counts live: memory:// (one process) or redis://host:6379",
     ),
+    "STARS_SPOOL_DIR": (
+        None,
+        "folder for money updates the database could not take; instance/stars-spool when None",
+    ),
+    "STARS_PRE_CHECKOUT_TIMEOUT": (
+        3,
+        "seconds the database may take to decide a pre-checkout before it is refused",
+    ),
     "STARS_CREATE_TABLES": (True, "create flask_stars' tables on first use"),
     "STARS_SQLITE_WAL": (True, "switch a file SQLite database to WAL mode on first use"),
 }
@@ -87,6 +95,8 @@ class Settings:
     max_body: int
     invoice_rate_limit: str | None
     rate_limit_storage: str
+    spool_dir: str | None
+    pre_checkout_timeout: float
     create_tables: bool
     sqlite_wal: bool
 
@@ -96,6 +106,13 @@ def _positive_int(config: Mapping[str, Any], key: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise StarsConfigError(f"{key} must be a positive whole number, got {value!r}")
     return value
+
+
+def _positive_number(config: Mapping[str, Any], key: str) -> float:
+    value = config[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise StarsConfigError(f"{key} must be a positive number of seconds, got {value!r}")
+    return float(value)
 
 
 def _secrets(value: Any, token: str) -> tuple[str, ...]:
@@ -154,6 +171,8 @@ def read_settings(config: Mapping[str, Any], bot_token: str | None) -> Settings:
         max_body=_positive_int(config, "STARS_MAX_BODY"),
         invoice_rate_limit=config["STARS_INVOICE_RATE_LIMIT"] or None,
         rate_limit_storage=config["STARS_RATE_LIMIT_STORAGE"],
+        spool_dir=config["STARS_SPOOL_DIR"],
+        pre_checkout_timeout=_positive_number(config, "STARS_PRE_CHECKOUT_TIMEOUT"),
         create_tables=bool(config["STARS_CREATE_TABLES"]),
         sqlite_wal=bool(config["STARS_SQLITE_WAL"]),
     )

@@ -83,7 +83,7 @@ class StarsDatabase:
             url = "sqlite:///" + os.path.join(self._app.instance_path, "stars.db")
         kwargs: dict[str, Any] = {}
         if sa.make_url(url).get_backend_name() == "sqlite":
-            kwargs["connect_args"] = {"timeout": 30}
+            kwargs["connect_args"] = {"timeout": 5}  # the busy timeout: wait up to 5 s for a writer
         else:
             kwargs["pool_pre_ping"] = True
         return sa.create_engine(url, **kwargs)
@@ -140,3 +140,17 @@ def lock_for_write(session: Session, key: str) -> None:
         raw = conn.connection.dbapi_connection
         if raw is not None and not raw.in_transaction:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def limit_wait(session: Session, seconds: float) -> None:
+    """Bound how long the current transaction's statements may wait (PostgreSQL).
+
+    Used before deciding a pre-checkout, whose answer is due within 10 s: past the limit
+    the statement fails and the query is refused with "try again" instead of timing out
+    in the buyer's face. SQLite's wait is bounded by its busy timeout (5 s by default).
+    """
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        ms = max(1, int(seconds * 1000))
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {ms}")
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {ms}")

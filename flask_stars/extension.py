@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -14,6 +15,7 @@ from .db import StarsDatabase
 from .errors import MissingCallbackError, NotInitialisedError, StarsConfigError
 from .packs import Catalogue, Pack
 from .ratelimit import InvoiceRateLimit
+from .spool import Spool
 
 if TYPE_CHECKING:
     from blinker import NamedSignal
@@ -53,6 +55,7 @@ class StarsState:
         self.gateway = BotGateway(bot)
         self.database = database
         self.invoice_limit = InvoiceRateLimit(settings.invoice_rate_limit, settings.rate_limit_storage)
+        self.spool = Spool(settings.spool_dir or os.path.join(app.instance_path, "stars-spool"))
         self.blueprint_registered = False
         self.url_prefix = ""
         # Set only by attach_sandbox() in a process that runs the emulator; it turns on

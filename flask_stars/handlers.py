@@ -13,8 +13,10 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from telebot import types
 
+from .db import limit_wait
 from .errors import BotApiError, MissingCallbackError
 from .messages import message
 from .models import UpdateKind
@@ -132,10 +134,11 @@ def handle_pre_checkout(state: StarsState, query: PreCheckout, update_id: int | 
     """Decide, answer Telegram at once, then log (it moves no money; its answer is due in 10 s)."""
     try:
         state.credit_callback()  # never approve what could not be credited
+        limit_wait(state.session, state.settings.pre_checkout_timeout)
         decision = decide_pre_checkout(state, query)
     except Exception:
         log.exception("flask_stars: pre-checkout %s could not be decided; refusing it", query.id)
-        state.session.rollback()
+        _rollback_quietly(state)
         decision = PreCheckoutDecision(ok=False, reason="try_again")
     error_message = None if decision.ok else message(decision.reason or "try_again", query.language_code)
     try:
@@ -149,7 +152,7 @@ def handle_pre_checkout(state: StarsState, query: PreCheckout, update_id: int | 
         log_update(state, update_id, UpdateKind.PRE_CHECKOUT, body, processed=True, note=decision.reason)
     except Exception:
         log.exception("flask_stars: could not log pre-checkout %s", query.id)
-        state.session.rollback()
+        _rollback_quietly(state)
     if not decision.ok:
         state.send(
             pre_checkout_rejected,
@@ -164,8 +167,17 @@ def handle_pre_checkout(state: StarsState, query: PreCheckout, update_id: int | 
 def handle_charge(
     state: StarsState, kind: str, msg: dict[str, Any], update_id: int | None, body: str
 ) -> Outcome:
-    """Log a money-moving update first (own transaction), then apply it in one transaction."""
-    row, already_done = log_update(state, update_id, kind, body)
+    """Log a money-moving update first (own transaction), then apply it in one transaction.
+
+    If the database cannot even take the log row, the body goes to the disk spool and the
+    error propagates (500: Telegram redelivers; ``flask stars replay --failed`` applies it).
+    """
+    try:
+        row, already_done = log_update(state, update_id, kind, body)
+    except SQLAlchemyError:
+        _rollback_quietly(state)
+        state.spool.put(update_id, body)
+        raise
     if already_done:
         return Outcome(kind, "duplicate update")
     try:
@@ -183,6 +195,13 @@ def handle_charge(
     if result.duplicate_delivery:
         return Outcome(kind, "duplicate charge")
     return Outcome(kind, "credited" if result.credited else str(result.payment.problem))
+
+
+def _rollback_quietly(state: StarsState) -> None:
+    try:
+        state.session.rollback()
+    except SQLAlchemyError:
+        log.debug("flask_stars: rollback failed too", exc_info=True)
 
 
 def pass_to_bot(state: StarsState, update: dict[str, Any]) -> Outcome:
