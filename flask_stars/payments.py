@@ -375,10 +375,21 @@ def record_payment(ctx: StarsState, report: ChargeReport, log_row_id: int | None
     if result.credited:
         payment.credited = True
         session.flush()
+        _lock_user(ctx, payment.user_id)
         ctx.credit(payment)  # the host's callback, inside this transaction
     _mark_processed(ctx, log_row_id)
     session.commit()
     return result
+
+
+def _lock_user(ctx: StarsState, user_id: int) -> None:
+    """Credits and debits of one user take turns, in every worker.
+
+    Two payments of one user (two packs, in two workers) would otherwise both read the
+    same balance in the host's callback and one ``user.coins += n`` would be lost. Held to
+    the commit, so the next callback reads the balance this one wrote.
+    """
+    lock_for_write(ctx.session, f"user:{user_id}")
 
 
 def _close_order(order: Order, status: str, now: datetime) -> None:
@@ -489,6 +500,7 @@ def mark_refunded(
     if order is not None and payment.problem is None and order.status == OrderStatus.PAID:
         order.status = OrderStatus.REFUNDED
     if payment.credited:
+        _lock_user(ctx, payment.user_id)
         ctx.debit(payment)
     _mark_processed(ctx, log_row_id)
     session.commit()

@@ -43,6 +43,7 @@ def credit_coins(payment: Any) -> None:
     from flask import current_app
 
     log: CreditLog = current_app.extensions["host_credit_log"]
+    _wait_at_gate()
     if log.fail_next:
         log.fail_next -= 1
         raise RuntimeError("the host's credit callback failed")
@@ -52,6 +53,21 @@ def credit_coins(payment: Any) -> None:
         db.session.add(user)
     user.coins += payment.pack.credits
     log.credits.append(payment.telegram_payment_charge_id)
+
+
+def _wait_at_gate() -> None:
+    """Fault tests: while HOST_CREDIT_GATE/block exists, park here (to be killed mid-callback)."""
+    import os
+    import time
+
+    gate = os.environ.get("HOST_CREDIT_GATE")
+    if not gate or not os.path.exists(os.path.join(gate, "block")):
+        return
+    with open(os.path.join(gate, f"entered-{os.getpid()}"), "w") as fh:
+        fh.write("in the credit callback")
+    deadline = time.monotonic() + 60
+    while os.path.exists(os.path.join(gate, "block")) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def debit_coins(payment: Any) -> None:
