@@ -206,7 +206,8 @@ def webhook() -> tuple[Response, int]:
         raise Forbidden("Wrong or missing webhook secret.", error="invalid_secret")
     raw = request.get_data(cache=True)
     update = _json_body()
-    if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
+    update_id = update.get("update_id") if isinstance(update, dict) else None
+    if not isinstance(update_id, int) or isinstance(update_id, bool) or not 0 <= update_id < 2**63:
         raise BadRequest("The body is not a Telegram update.", error="invalid_update")
     try:
         outcome = handle_update(state, update, raw.decode("utf-8", "replace"))

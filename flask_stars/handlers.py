@@ -63,13 +63,13 @@ class Outcome:
 
 def classify(update: dict[str, Any]) -> str | None:
     """The payment kind of an update (``UpdateKind``), or None for any other update."""
-    if "pre_checkout_query" in update:
+    if update.get("pre_checkout_query") is not None:
         return UpdateKind.PRE_CHECKOUT
     msg = update.get("message")
     if isinstance(msg, dict):
-        if "successful_payment" in msg:
+        if msg.get("successful_payment") is not None:
             return UpdateKind.SUCCESSFUL_PAYMENT
-        if "refunded_payment" in msg:
+        if msg.get("refunded_payment") is not None:
             return UpdateKind.REFUNDED_PAYMENT
     return None
 
@@ -94,7 +94,7 @@ def parse_charge(msg: Any, key: str, update_id: int | None) -> ChargeReport:
         m = payment_message_schema.load(msg if isinstance(msg, dict) else {})
     except ValidationError as exc:
         raise MalformedUpdate(exc.messages) from None
-    charge = m[key]
+    charge = m.get(key)
     if charge is None:
         raise MalformedUpdate({key: ["Missing data for required field."]})
     return ChargeReport(
@@ -104,7 +104,7 @@ def parse_charge(msg: Any, key: str, update_id: int | None) -> ChargeReport:
         invoice_payload=charge["invoice_payload"],
         provider_payment_charge_id=charge["provider_payment_charge_id"],
         user_id=m["from_"]["id"],
-        chat_id=(m["chat"] or {}).get("id"),
+        chat_id=(m.get("chat") or {}).get("id"),
         language_code=m["from_"]["language_code"],
         update_id=update_id,
         raw=msg,

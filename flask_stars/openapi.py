@@ -22,6 +22,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         403: "wrong webhook secret",
         404: "unknown pack or order (or another user's order)",
         413: "body larger than STARS_MAX_BODY",
+        429: "too many invoices for this user (Retry-After is set)",
         500: "not configured, or an update that must be redelivered",
         502: "the Bot API failed",
         503: "the Bot API asked to wait (Retry-After is set)",
@@ -69,6 +70,7 @@ def build_spec(state: StarsState) -> dict[str, Any]:
         ("Order", schemas.OrderSchema),
         ("Error", schemas.ErrorSchema),
         ("WebhookAck", schemas.WebhookAckSchema),
+        ("TelegramUpdate", schemas.TelegramUpdateSchema),
     ):
         spec.components.schema(name, schema=schema)
 
@@ -90,7 +92,7 @@ def build_spec(state: StarsState) -> dict[str, Any]:
                 "responses": {
                     "201": _json("Invoice", "a new order"),
                     "200": _json("Invoice", "the caller's pending order for this pack"),
-                    **_errors(400, 401, 404, 413, 500, 502, 503),
+                    **_errors(400, 401, 404, 413, 429, 500, 502, 503),
                 },
             }
         },
@@ -117,9 +119,7 @@ def build_spec(state: StarsState) -> dict[str, Any]:
                 "security": [{"webhookSecret": []}],
                 "requestBody": {
                     "required": True,
-                    "content": {
-                        "application/json": {"schema": {"type": "object", "description": "a Telegram Update"}}
-                    },
+                    "content": {"application/json": {"schema": "TelegramUpdate"}},
                 },
                 "responses": {
                     "200": _json("WebhookAck", "handled or ignored"),

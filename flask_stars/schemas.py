@@ -103,40 +103,54 @@ class WebhookAckSchema(Schema):
 # --- Telegram updates ----------------------------------------------------------------
 
 
+INT64 = validate.Range(min=-(2**63), max=2**63 - 1)
+POSITIVE_INT64 = validate.Range(min=1, max=2**63 - 1)
+STARS_AMOUNT = validate.Range(min=1, max=2**31 - 1)
+
+
 class TelegramUserSchema(_Strict):
-    id = fields.Integer(required=True, strict=True)
+    id = fields.Integer(required=True, strict=True, validate=POSITIVE_INT64)
     language_code = fields.String(load_default=None)
 
 
 class ChatSchema(_Strict):
-    id = fields.Integer(required=True, strict=True)
+    id = fields.Integer(required=True, strict=True, validate=INT64)
 
 
 class PreCheckoutQuerySchema(_Strict):
     id = fields.String(required=True, validate=validate.Length(min=1, max=64))
     from_ = fields.Nested(TelegramUserSchema, required=True, data_key="from")
     currency = fields.String(required=True)
-    total_amount = fields.Integer(required=True, strict=True)
+    total_amount = fields.Integer(required=True, strict=True, validate=STARS_AMOUNT)
     invoice_payload = fields.String(required=True)
 
 
 class ChargeSchema(_Strict):
     currency = fields.String(required=True)
-    total_amount = fields.Integer(required=True, strict=True)
+    total_amount = fields.Integer(required=True, strict=True, validate=STARS_AMOUNT)
     invoice_payload = fields.String(required=True)
     telegram_payment_charge_id = fields.String(required=True, validate=validate.Length(min=1, max=255))
-    provider_payment_charge_id = fields.String(load_default=None)
+    provider_payment_charge_id = fields.String(load_default=None, validate=validate.Length(max=255))
     is_recurring = fields.Boolean(load_default=False)
     is_first_recurring = fields.Boolean(load_default=False)
-    subscription_expiration_date = fields.Integer(load_default=None)
+    subscription_expiration_date = fields.Integer(load_default=None, validate=INT64)
 
 
 class PaymentMessageSchema(_Strict):
     message_id = fields.Integer(load_default=None)
     from_ = fields.Nested(TelegramUserSchema, required=True, data_key="from")
-    chat = fields.Nested(ChatSchema, load_default=None)
-    successful_payment = fields.Nested(ChargeSchema, load_default=None)
-    refunded_payment = fields.Nested(ChargeSchema, load_default=None)
+    # Not nullable: apispec would describe a nullable nested field as "any object".
+    chat = fields.Nested(ChatSchema)
+    successful_payment = fields.Nested(ChargeSchema)
+    refunded_payment = fields.Nested(ChargeSchema)
+
+
+class TelegramUpdateSchema(_Strict):
+    """A Telegram Update, as far as flask_stars reads it (anything else goes to the bot)."""
+
+    update_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=2**63 - 1))
+    pre_checkout_query = fields.Nested(PreCheckoutQuerySchema)
+    message = fields.Nested(PaymentMessageSchema)
 
 
 pack_schema = PackSchema()

@@ -41,7 +41,9 @@ class Served:
 
     def post(self, update: dict) -> int:
         try:
-            return requests.post(self.base + "/stars/webhook", data=json.dumps(update), headers=HEADERS, timeout=60).status_code
+            return requests.post(
+                self.base + "/stars/webhook", data=json.dumps(update), headers=HEADERS, timeout=60
+            ).status_code
         except requests.RequestException:
             return 599  # the connection died (a killed worker): Telegram sees no answer
 
@@ -56,7 +58,10 @@ class Served:
 
     def invoice(self, user_id: int, pack_id: str) -> dict:
         resp = requests.post(
-            self.base + "/stars/invoice", json={"pack_id": pack_id}, headers=init_data_header(TEST_TOKEN, user_id), timeout=30
+            self.base + "/stars/invoice",
+            json={"pack_id": pack_id},
+            headers=init_data_header(TEST_TOKEN, user_id),
+            timeout=30,
         )
         assert resp.status_code in (200, 201), resp.text
         return resp.json()
@@ -133,7 +138,10 @@ def test_200_concurrent_deliveries_of_one_payment_credit_once(served):
         codes = list(pool.map(lambda _: served.post(approved.payment_update), range(200)))
     redelivered = sum(served.deliver_until_done(approved.payment_update) for c in codes if c >= 300)
     counts = Counter(codes)
-    print(f"\n[{served.worker}] 200 concurrent deliveries of one charge: statuses {dict(counts)}, redelivered {redelivered}")
+    print(
+        f"\n[{served.worker}] 200 concurrent deliveries of one charge: "
+        f"statuses {dict(counts)}, redelivered {redelivered}"
+    )
     assert served.balances() == {42: 1_000_000}
     assert served.scalar("SELECT count(*) FROM stars_payments") == 1
     assert counts[200] >= 190, counts  # a rare lock timeout is a 500 that Telegram redelivers
@@ -182,7 +190,10 @@ def test_concurrent_clicks_across_workers_make_one_pending_order(served):
     with ThreadPoolExecutor(max_workers=24) as pool:
         bodies = list(pool.map(lambda _: served.invoice(77, "stars_pack_2"), range(48)))
     ids = {b["order_id"] for b in bodies}
-    print(f"\n[{served.worker}] 48 concurrent clicks -> {len(ids)} order, {len(served.tg.calls_to('createInvoiceLink'))} createInvoiceLink call(s)")
+    print(
+        f"\n[{served.worker}] 48 concurrent clicks -> {len(ids)} order, "
+        f"{len(served.tg.calls_to('createInvoiceLink'))} createInvoiceLink call(s)"
+    )
     assert len(ids) == 1
     assert len({b["invoice_url"] for b in bodies}) == 1
     assert served.scalar("SELECT count(*) FROM stars_orders WHERE user_id = 77 AND status = 'pending'") == 1
@@ -207,7 +218,12 @@ def test_worker_killed_inside_the_credit_callback_leaves_nothing_half_done(serve
     assert served.scalar("SELECT count(*) FROM stars_payments") == 0
     assert served.scalar("SELECT status FROM stars_orders WHERE id = :id", id=order["order_id"]) == "pending"
     assert served.balances().get(42, 0) == 0
-    assert served.scalar("SELECT count(*) FROM stars_updates WHERE kind = 'successful_payment' AND NOT processed") == 1
+    assert (
+        served.scalar(
+            "SELECT count(*) FROM stars_updates WHERE kind = 'successful_payment' AND NOT processed"
+        )
+        == 1
+    )
 
     served.deliver_until_done(approved.payment_update)  # Telegram redelivers, to another worker
     served.deliver_until_done(approved.payment_update)
