@@ -247,3 +247,33 @@ def test_bad_rate_limit_config_fails_at_start():
     )
     with pytest.raises(StarsConfigError, match="STARS_INVOICE_RATE_LIMIT"):
         app.register_blueprint(stars_bp)
+
+
+def test_third_party_ed25519_mode_checks_telegrams_signature(make_shop):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    telegram_key = Ed25519PrivateKey.generate()  # stands in for Telegram's key pair
+    public_hex = telegram_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+    shop = make_shop(STARS_INIT_DATA_VALIDATION="ed25519", STARS_INIT_DATA_PUBLIC_KEY=public_hex)
+    signed = "tma " + sign_init_data("999:NOT-OUR-TOKEN", make_user(42), ed25519_private_key=None)
+    # HMAC with some token is meaningless here: only Telegram's Ed25519 signature counts.
+    assert (
+        shop.http.post(
+            shop.url("/invoice"), json={"pack_id": "stars_pack_1"}, headers={"Authorization": signed}
+        ).status_code
+        == 401
+    )
+    good = "tma " + sign_init_data(TEST_TOKEN, make_user(42), ed25519_private_key=telegram_key)
+    resp = shop.http.post(
+        shop.url("/invoice"), json={"pack_id": "stars_pack_1"}, headers={"Authorization": good}
+    )
+    assert resp.status_code == 201
+    forged_key = Ed25519PrivateKey.generate()
+    forged = "tma " + sign_init_data(TEST_TOKEN, make_user(43), ed25519_private_key=forged_key)
+    assert (
+        shop.http.post(
+            shop.url("/invoice"), json={"pack_id": "stars_pack_1"}, headers={"Authorization": forged}
+        ).status_code
+        == 401
+    )
