@@ -23,6 +23,20 @@ from flask_stars.testing import TEST_TOKEN, connect, init_data_header, serve
 from tests import hostapp
 
 FIXTURES = Path(__file__).parent / "fixtures" / "updates"
+_FIGURES: list[str] = []
+
+
+@pytest.fixture
+def figure() -> Callable[[str], None]:
+    """Record a figure (deliveries, duplicates, kills, inputs tried) for the end-of-run summary."""
+    return lambda line: _FIGURES.append(line.strip())
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _FIGURES:
+        terminalreporter.section("flask_stars figures")
+        for line in _FIGURES:
+            terminalreporter.write_line(line)
 
 
 def load_update(name: str) -> dict[str, Any]:

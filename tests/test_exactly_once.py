@@ -29,7 +29,7 @@ def test_same_charge_in_a_new_update_credits_nothing(shop):
     assert len(shop.payments()) == 1
 
 
-def test_concurrent_duplicate_deliveries_credit_once(shop):
+def test_concurrent_duplicate_deliveries_credit_once(shop, figure):
     order = shop.invoice(42).json()
     attempt = shop.tg.pay(order["invoice_url"], 42, deliver_payment=False)
     deliveries = 24
@@ -42,7 +42,7 @@ def test_concurrent_duplicate_deliveries_credit_once(shop):
 
     with ThreadPoolExecutor(max_workers=12) as pool:
         codes = list(pool.map(deliver, range(deliveries)))
-    print(f"\n{deliveries} concurrent deliveries of one charge -> statuses {sorted(set(codes))}")
+    figure(f"\n{deliveries} concurrent deliveries of one charge -> statuses {sorted(set(codes))}")
     assert all(code in (200, 500) for code in codes), codes
     # Whatever got a 500 (a lock timeout) is redelivered by Telegram; do that here.
     for code in codes:

@@ -19,7 +19,9 @@ def _replay(shop):
     return result.output
 
 
-def test_sqlite_locked_while_a_payment_arrives_is_spooled_and_replayed(make_shop, database_url, tmp_path):
+def test_sqlite_locked_while_a_payment_arrives_is_spooled_and_replayed(
+    make_shop, database_url, tmp_path, figure
+):
     if not database_url.startswith("sqlite"):
         pytest.skip("SQLite locking")
     shop = make_shop(
@@ -47,7 +49,7 @@ def test_sqlite_locked_while_a_payment_arrives_is_spooled_and_replayed(make_shop
 
     assert shop.balance(42) == 0
     out = _replay(shop)
-    print(f"\nreplay after the lock: {out.strip()}")
+    figure(f"\nreplay after the lock: {out.strip()}")
     assert "credited" in out
     assert shop.balance(42) == 1_000_000
     assert shop.app.extensions["stars"].spool.pending() == []
@@ -66,7 +68,9 @@ def pg_through_proxy(database_url):
     proxy.stop()
 
 
-def test_postgres_down_while_a_payment_arrives_is_spooled_and_replayed(make_shop, pg_through_proxy, tmp_path):
+def test_postgres_down_while_a_payment_arrives_is_spooled_and_replayed(
+    make_shop, pg_through_proxy, tmp_path, figure
+):
     proxy, proxied_url = pg_through_proxy
     shop = make_shop(
         SQLALCHEMY_DATABASE_URI=proxied_url,
@@ -88,14 +92,14 @@ def test_postgres_down_while_a_payment_arrives_is_spooled_and_replayed(make_shop
 
     proxy.start()  # and comes back
     out = _replay(shop)
-    print(f"\nreplay after the outage: {out.strip()}")
+    figure(f"\nreplay after the outage: {out.strip()}")
     assert shop.balance(42) == 1_000_000
     assert shop.tg.deliver(attempt.payment_update).status == 200
     assert shop.balance(42) == 1_000_000
     assert len(shop.payments()) == 1
 
 
-def test_slow_postgres_pre_checkout_answers_try_again_in_time(make_shop, database_url):
+def test_slow_postgres_pre_checkout_answers_try_again_in_time(make_shop, database_url, figure):
     if not database_url.startswith("postgresql"):
         pytest.skip("statement_timeout is PostgreSQL's")
     shop = make_shop(STARS_PRE_CHECKOUT_TIMEOUT=1)
@@ -110,7 +114,7 @@ def test_slow_postgres_pre_checkout_answers_try_again_in_time(make_shop, databas
         took = time.monotonic() - started
         conn.rollback()
     engine.dispose()
-    print(f"\npre-checkout against a locked row answered in {took:.2f} s")
+    figure(f"\npre-checkout against a locked row answered in {took:.2f} s")
     assert not attempt.ok and "try again" in attempt.error_message
     assert took < 5
     assert shop.tg.pay(order["invoice_url"], 42).ok  # and once the lock is gone, it goes through

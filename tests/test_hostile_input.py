@@ -5,6 +5,7 @@ schemathesis over /stars/openapi.json against the live app."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from urllib.parse import quote, urlencode
 
 import pytest
@@ -18,6 +19,18 @@ from flask_stars.testing import TEST_TOKEN, init_data_header
 from tests.hostapp import create_app
 
 EXAMPLES = 250
+TRIED: Counter[str] = Counter()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report_inputs_tried():
+    yield
+    from tests.conftest import _FIGURES
+
+    _FIGURES.append(
+        f"hypothesis: {TRIED['webhook']} webhook bodies and {TRIED['init_data']} initData headers tried:"
+        " no 5xx, nothing credited"
+    )
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
@@ -119,6 +132,7 @@ def _assert_json_non_5xx(resp) -> None:
 )
 @given(body=st.one_of(updates, json_values, st.binary(max_size=200)))
 def test_any_webhook_body_gets_a_json_answer_and_credits_nothing(fuzz_app, body):
+    TRIED["webhook"] += 1
     secret = fuzz_app.extensions["stars"].settings.webhook_secrets[0]
     data = body if isinstance(body, bytes) else json.dumps(body)
     resp = fuzz_app.test_client().post(
@@ -151,6 +165,7 @@ init_fields = st.dictionaries(
     path=st.sampled_from(["invoice", "orders/abc"]),
 )
 def test_any_init_data_is_refused_cleanly(fuzz_app, header, path):
+    TRIED["init_data"] += 1
     client = fuzz_app.test_client()
     headers = {"Authorization": header} if header.isprintable() and "\n" not in header else {}
     if path == "invoice":
@@ -196,7 +211,7 @@ def test_right_secret_with_a_payment_of_another_bot_is_recorded_not_credited(fuz
 # --- schemathesis over the live app -------------------------------------------------------
 
 
-def test_openapi_contract_holds_on_the_live_app(fuzz_app):
+def test_openapi_contract_holds_on_the_live_app(fuzz_app, figure):
     """schemathesis generates requests from the OpenAPI document; the live app must answer
     each with a documented status and a body matching its schema, and never a 5xx."""
     from flask_stars.testing import serve
@@ -219,7 +234,7 @@ def test_openapi_contract_holds_on_the_live_app(fuzz_app):
                 case.call_and_validate(headers=headers)
 
             run()
-    print(
+    figure(
         f"\nschemathesis: {calls} generated requests over {len(operations)} operations,"
         " no 5xx, all as documented"
     )

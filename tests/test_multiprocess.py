@@ -130,7 +130,7 @@ def served(request, database_url, sandbox, tmp_path):
     served.engine.dispose()
 
 
-def test_200_concurrent_deliveries_of_one_payment_credit_once(served):
+def test_200_concurrent_deliveries_of_one_payment_credit_once(served, figure):
     order = served.invoice(42, "stars_pack_1")
     approved = served.tg.pay(order["invoice_url"], 42, deliver_payment=False)
     assert approved.ok
@@ -138,7 +138,7 @@ def test_200_concurrent_deliveries_of_one_payment_credit_once(served):
         codes = list(pool.map(lambda _: served.post(approved.payment_update), range(200)))
     redelivered = sum(served.deliver_until_done(approved.payment_update) for c in codes if c >= 300)
     counts = Counter(codes)
-    print(
+    figure(
         f"\n[{served.worker}] 200 concurrent deliveries of one charge: "
         f"statuses {dict(counts)}, redelivered {redelivered}"
     )
@@ -147,7 +147,7 @@ def test_200_concurrent_deliveries_of_one_payment_credit_once(served):
     assert counts[200] >= 190, counts  # a rare lock timeout is a 500 that Telegram redelivers
 
 
-def test_500_payments_from_50_users_with_duplicates_interleaved(served):
+def test_500_payments_from_50_users_with_duplicates_interleaved(served, figure):
     rng = random.Random(7)
     users = list(range(1000, 1050))
     expected: Counter[int] = Counter()
@@ -175,7 +175,7 @@ def test_500_payments_from_50_users_with_duplicates_interleaved(served):
                 non_2xx += 1
                 served.deliver_until_done(update)
     took = time.monotonic() - started
-    print(
+    figure(
         f"\n[{served.worker}] {len(charges)} payments from {len(users)} users: {deliveries} deliveries "
         f"({duplicates} duplicates), {non_2xx} answered non-2xx and redelivered, {took:.1f} s"
     )
@@ -186,11 +186,11 @@ def test_500_payments_from_50_users_with_duplicates_interleaved(served):
     assert non_2xx <= deliveries // 100, "more than 1% of deliveries needed a redelivery"
 
 
-def test_concurrent_clicks_across_workers_make_one_pending_order(served):
+def test_concurrent_clicks_across_workers_make_one_pending_order(served, figure):
     with ThreadPoolExecutor(max_workers=24) as pool:
         bodies = list(pool.map(lambda _: served.invoice(77, "stars_pack_2"), range(48)))
     ids = {b["order_id"] for b in bodies}
-    print(
+    figure(
         f"\n[{served.worker}] 48 concurrent clicks -> {len(ids)} order, "
         f"{len(served.tg.calls_to('createInvoiceLink'))} createInvoiceLink call(s)"
     )
@@ -199,7 +199,7 @@ def test_concurrent_clicks_across_workers_make_one_pending_order(served):
     assert served.scalar("SELECT count(*) FROM stars_orders WHERE user_id = 77 AND status = 'pending'") == 1
 
 
-def test_worker_killed_inside_the_credit_callback_leaves_nothing_half_done(served):
+def test_worker_killed_inside_the_credit_callback_leaves_nothing_half_done(served, figure):
     order = served.invoice(42, "stars_pack_1")
     approved = served.tg.pay(order["invoice_url"], 42, deliver_payment=False)
     (served.gate / "block").write_text("hold")
@@ -213,7 +213,7 @@ def test_worker_killed_inside_the_credit_callback_leaves_nothing_half_done(serve
         os.kill(pid, signal.SIGKILL)  # the worker dies in the middle of crediting
         code = pending.result(timeout=30)
     (served.gate / "block").unlink()
-    print(f"\n[{served.worker}] killed worker {pid} inside the credit callback; Telegram saw {code}")
+    figure(f"\n[{served.worker}] killed worker {pid} inside the credit callback; Telegram saw {code}")
     assert not 200 <= code < 300
     assert served.scalar("SELECT count(*) FROM stars_payments") == 0
     assert served.scalar("SELECT status FROM stars_orders WHERE id = :id", id=order["order_id"]) == "pending"
