@@ -36,6 +36,8 @@ from .schemas import (
     order_query_schema,
     order_schema,
     packs_schema,
+    subscription_schema,
+    subscriptions_schema,
 )
 
 log = logging.getLogger("flask_stars")
@@ -127,7 +129,7 @@ def _bot_api_failure(exc: BotApiError) -> StarsHTTPError:
         )
     if exc.timeout:
         return BadGateway("Telegram did not answer in time; try again.", error="bot_api_timeout")
-    return BadGateway("Telegram could not create the invoice; try again.")
+    return BadGateway("Telegram's Bot API failed; try again.")
 
 
 def _order_json(order: Any) -> dict[str, Any]:
@@ -219,6 +221,49 @@ def webhook() -> tuple[Response, int]:
         log.error("flask_stars: update %s needs redelivery: %s", update.get("update_id"), exc)
         raise ServerError("Telegram could not be answered; redeliver.", error="bot_api_error") from None
     return jsonify({"ok": True, "result": outcome.kind, "detail": outcome.detail}), 200
+
+
+def _subscription_json(sub: Any) -> dict[str, Any]:
+    from .subscriptions import is_live
+
+    return {
+        "id": sub.id,
+        "pack_id": sub.pack_id,
+        "state": sub.state,
+        "active": is_live(sub),
+        "expires_at": sub.expires_at,
+        "payments": sub.payments,
+        "can_enable": sub.state == "canceled" and sub.canceled_by_bot,
+    }
+
+
+@stars_bp.get("/subscriptions")
+def subscriptions() -> Response:
+    """The caller's subscriptions (monthly plans), newest first."""
+    from .subscriptions import user_subscriptions
+
+    init = request_init_data()
+    subs = user_subscriptions(get_state(), init.user.id)
+    return jsonify(subscriptions_schema.dump({"subscriptions": [_subscription_json(s) for s in subs]}))
+
+
+@stars_bp.post("/subscriptions/<subscription_id>/<action>")
+def change_subscription(subscription_id: str, action: str) -> Response:
+    """Stop or resume the caller's own subscription (access lasts until it expires)."""
+    from .subscriptions import get_subscription, set_canceled
+
+    state = get_state()
+    init = request_init_data()
+    if action not in ("cancel", "enable"):
+        raise NotFound("Use .../cancel or .../enable.", error="not_found")
+    if not subscription_id.isdigit() or len(subscription_id) > 18:
+        raise NotFound("No such subscription.", error="subscription_not_found")
+    sub = get_subscription(state, int(subscription_id), init.user.id)
+    try:
+        sub = set_canceled(state, sub, action == "cancel")
+    except BotApiError as exc:
+        raise _bot_api_failure(exc) from None
+    return jsonify(subscription_schema.dump(_subscription_json(sub)))
 
 
 @stars_bp.get("/stars.js")

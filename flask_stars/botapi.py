@@ -26,7 +26,7 @@ XTR = "XTR"
 SUBSCRIPTION_PERIOD = 2_592_000  # Telegram allows exactly 30 days
 #: Update types a payments bot must receive; allowed_updates is sticky, so set-webhook
 #: always sends this list (plus what the host asks for).
-PAYMENT_UPDATES = ("message", "callback_query", "pre_checkout_query")
+PAYMENT_UPDATES = ("message", "callback_query", "pre_checkout_query", "subscription")
 
 
 def configure_transport(api_url: str | None, timeout: float | None) -> None:
@@ -114,6 +114,26 @@ class BotGateway:
 
     def refund(self, user_id: int, charge_id: str) -> bool:
         return _call("refundStarPayment", lambda: self.bot.refund_star_payment(user_id, charge_id))
+
+    def edit_subscription(self, user_id: int, charge_id: str, is_canceled: bool) -> bool:
+        return _call(
+            "editUserStarSubscription",
+            lambda: self.bot.edit_user_star_subscription(user_id, charge_id, is_canceled),
+        )
+
+    def star_transactions(self, offset: int, limit: int = 100) -> list[dict[str, Any]]:
+        """One page of getStarTransactions, oldest first, as plain dicts."""
+        params: dict[str, Any] = {"limit": limit}
+        if offset:
+            params["offset"] = offset
+        result = _call(
+            "getStarTransactions",
+            lambda: apihelper._make_request(self.bot.token, "getStarTransactions", params=params),
+        )
+        return list(result.get("transactions") or [])
+
+    def star_balance(self) -> int:
+        return _call("getMyStarBalance", self.bot.get_my_star_balance).amount
 
     def send_message(self, chat_id: int, text: str, reply_markup: Any = None) -> types.Message:
         return _call("sendMessage", lambda: self.bot.send_message(chat_id, text, reply_markup=reply_markup))

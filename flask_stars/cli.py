@@ -137,6 +137,147 @@ def register_cli(bp: Blueprint) -> None:
         if errors:
             raise SystemExit(1)
 
+    @group.command("refund")
+    @click.argument("charge_id")
+    @click.option(
+        "--reason", default=None, help="Why (kept in the log and sent with the payment_refunded signal)."
+    )
+    def refund(charge_id: str, reason: str | None) -> None:
+        """Refund a payment: refundStarPayment, then the ledger and your debit callback, once."""
+        from .errors import StarsHTTPError
+        from .payments import refund as do_refund
+
+        try:
+            payment = do_refund(get_state(), charge_id, reason)
+        except StarsHTTPError as exc:
+            raise click.ClickException(exc.message) from None
+        except BotApiError as exc:
+            _fail(exc)
+        click.echo(f"{charge_id}: {payment.status} ({payment.stars} Stars back to user {payment.payer_id})")
+
+    @group.command("reconcile")
+    @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
+    @click.option("--full", is_flag=True, help="Read every transaction again, not only new ones.")
+    @click.option("--json", "as_json", is_flag=True, help="The summary as JSON.")
+    def reconcile(dry_run: bool, full: bool, as_json: bool) -> None:
+        """Match Telegram's Stars transactions (getStarTransactions) against the ledger.
+
+        Credits paid invoices whose webhook never arrived (through the webhook's own code,
+        exactly once), applies refunds the ledger missed, and reports what it cannot match.
+        """
+        import sys
+
+        from .reconcile import reconcile as run
+
+        tty = sys.stdout.isatty() and not as_json
+
+        def progress(report: Any) -> None:
+            line = f"read {report.read} transaction(s) (offset {report.end_offset})"
+            if tty:
+                click.echo("\r" + line, nl=False)
+            elif not as_json:
+                click.echo(line)
+
+        try:
+            report = run(get_state(), dry_run=dry_run, full=full, on_page=progress)
+        except BotApiError as exc:
+            _fail(exc)
+        if tty:
+            click.echo()
+        if as_json:
+            body = {key.replace(" ", "_"): value for key, value in report.rows()}
+            click.echo(
+                json.dumps({**body, "dry_run": dry_run, "unmatched_examples": report.examples}, indent=2)
+            )
+            return
+        title = "reconcile (dry run: nothing changed)" if dry_run else "reconcile"
+        _rows([{title: label, "count": value} for label, value in report.rows()], False)
+        for example in report.examples:
+            click.echo(f"  unmatched {example['id']}: {example['amount']} Stars, {example['why']}")
+
+    @group.command("balance")
+    def balance() -> None:
+        """The bot's Stars balance (getMyStarBalance)."""
+        try:
+            stars = get_state().gateway.star_balance()
+        except BotApiError as exc:
+            _fail(exc)
+        click.echo(f"{stars} Stars")
+
+    @group.command("stats")
+    @click.option("--days", type=int, default=30, show_default=True)
+    @click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+    def stats(days: int, as_json: bool) -> None:
+        """Revenue in Stars by day and pack, with refunds, over the last DAYS days."""
+        from datetime import timedelta
+
+        from .models import utcnow
+
+        since = utcnow() - timedelta(days=days)
+        session = get_state().session
+        payments = session.scalars(sa.select(Payment).where(Payment.paid_at >= since)).all()
+        table: dict[tuple[str, str], dict[str, Any]] = {}
+        for p in payments:
+            key = (p.paid_at.date().isoformat(), p.pack_id or "(no order)")
+            row = table.setdefault(
+                key, {"day": key[0], "pack": key[1], "payments": 0, "stars": 0, "refunded": 0, "net": 0}
+            )
+            row["payments"] += 1
+            row["stars"] += p.stars
+            if p.status == "refunded":
+                row["refunded"] += p.stars
+            row["net"] = row["stars"] - row["refunded"]
+        rows = [table[k] for k in sorted(table)]
+        if rows and not as_json:
+            rows.append(
+                {
+                    "day": "total",
+                    "pack": "",
+                    **{k: sum(r[k] for r in rows) for k in ("payments", "stars", "refunded", "net")},
+                }
+            )
+        _rows(rows, as_json)
+
+    @group.command("subscriptions")
+    @click.option("--user", "user_id", type=int, help="Only this user's subscriptions.")
+    @click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+    def subscriptions_cmd(user_id: int | None, as_json: bool) -> None:
+        """Subscriptions (monthly plans) and their state."""
+        from .models import Subscription
+
+        stmt = sa.select(Subscription).order_by(Subscription.id.desc())
+        if user_id is not None:
+            stmt = stmt.where(Subscription.user_id == user_id)
+        rows = [
+            {
+                "id": sub.id,
+                "user": sub.user_id,
+                "pack": sub.pack_id,
+                "state": sub.state,
+                "payments": sub.payments,
+                "expires_at": sub.expires_at.isoformat(timespec="seconds") if sub.expires_at else "",
+            }
+            for sub in get_state().session.scalars(stmt)
+        ]
+        _rows(rows, as_json)
+
+    @group.command("subscription")
+    @click.argument("action", type=click.Choice(["cancel", "enable"]))
+    @click.argument("subscription_id", type=int)
+    def subscription_cmd(action: str, subscription_id: int) -> None:
+        """Stop (cancel) or resume (enable) renewing a subscription (editUserStarSubscription)."""
+        from .errors import StarsHTTPError
+        from .subscriptions import get_subscription, set_canceled
+
+        state = get_state()
+        try:
+            sub = set_canceled(state, get_subscription(state, subscription_id), action == "cancel")
+        except StarsHTTPError as exc:
+            raise click.ClickException(exc.message) from None
+        except BotApiError as exc:
+            _fail(exc)
+        click.echo(f"subscription {sub.id}: {sub.state}")
+
     @group.command("migrate")
     @click.option("--revision", default="heads", show_default=True)
     def migrate(revision: str) -> None:
@@ -189,13 +330,16 @@ def register_cli(bp: Blueprint) -> None:
 
     @group.command("payments")
     @click.option("--user", "user_id", type=int, help="Only this user's payments.")
+    @click.option("--status", type=click.Choice(["paid", "refunded"]))
     @click.option("--limit", type=int, default=20, show_default=True)
     @click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
-    def payments(user_id: int | None, limit: int, as_json: bool) -> None:
+    def payments(user_id: int | None, status: str | None, limit: int, as_json: bool) -> None:
         """The newest payments in the ledger."""
         stmt = sa.select(Payment).order_by(Payment.id.desc()).limit(limit)
         if user_id is not None:
             stmt = stmt.where(Payment.user_id == user_id)
+        if status:
+            stmt = stmt.where(Payment.status == status)
         rows = [
             {
                 "charge_id": p.telegram_payment_charge_id,

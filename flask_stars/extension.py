@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
     from telebot import TeleBot
 
-    from .models import Payment
+    from .models import Payment, Subscription
+    from .reconcile import ReconcileReport
 
 log = logging.getLogger("flask_stars")
 EXTENSION_KEY = "stars"
@@ -221,6 +222,30 @@ class FlaskStars:
         """Decorator: the callback run once, in the refund's transaction, when a payment is refunded."""
         self._debit = fn
         return fn
+
+    # --- operations (in an app context) --------------------------------------------------
+
+    def refund(self, charge_id: str, reason: str | None = None) -> Payment:
+        """Refund a payment through Telegram and the ledger (debit callback once).
+
+        ``CHARGE_ALREADY_REFUNDED`` from Telegram still ends with the ledger refunded.
+        """
+        from .payments import refund
+
+        return refund(get_state(), charge_id, reason)
+
+    def reconcile(self, *, dry_run: bool = False, full: bool = False) -> ReconcileReport:
+        """Read new Stars transactions from Telegram and mend the ledger (see ``flask stars reconcile``)."""
+        from .reconcile import reconcile
+
+        return reconcile(get_state(), dry_run=dry_run, full=full)
+
+    def cancel_subscription(self, subscription_id: int, *, cancel: bool = True) -> Subscription:
+        """Stop (``cancel=True``) or resume renewing a subscription (editUserStarSubscription)."""
+        from .subscriptions import get_subscription, set_canceled
+
+        state = get_state()
+        return set_canceled(state, get_subscription(state, subscription_id), cancel)
 
     # --- helpers for host code ---------------------------------------------------------
 

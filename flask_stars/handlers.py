@@ -34,6 +34,7 @@ from .payments import (
 )
 from .schemas import ValidationError, payment_message_schema, pre_checkout_query_schema
 from .signals import pre_checkout_rejected
+from .subscriptions import apply_state_update
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -65,6 +66,8 @@ def classify(update: dict[str, Any]) -> str | None:
     """The payment kind of an update (``UpdateKind``), or None for any other update."""
     if update.get("pre_checkout_query") is not None:
         return UpdateKind.PRE_CHECKOUT
+    if isinstance(update.get("subscription"), dict):
+        return UpdateKind.SUBSCRIPTION
     msg = update.get("message")
     if isinstance(msg, dict):
         if msg.get("successful_payment") is not None:
@@ -107,6 +110,8 @@ def parse_charge(msg: Any, key: str, update_id: int | None) -> ChargeReport:
         chat_id=(m.get("chat") or {}).get("id"),
         language_code=m["from_"]["language_code"],
         update_id=update_id,
+        is_recurring=bool(charge.get("is_recurring")),
+        subscription_expiration_date=charge.get("subscription_expiration_date"),
         raw=msg,
     )
 
@@ -127,7 +132,28 @@ def handle_update(state: StarsState, update: dict[str, Any], body: str | None = 
         return handle_pre_checkout(state, query, update_id, body)
     if kind in (UpdateKind.SUCCESSFUL_PAYMENT, UpdateKind.REFUNDED_PAYMENT):
         return handle_charge(state, kind, update["message"], update_id, body)
+    if kind == UpdateKind.SUBSCRIPTION:
+        return handle_subscription_update(state, update["subscription"], update_id, body)
     return pass_to_bot(state, update)
+
+
+def handle_subscription_update(
+    state: StarsState, data: dict[str, Any], update_id: int | None, body: str
+) -> Outcome:
+    """The user cancelled or re-enabled a plan, or a renewal failed: note the new state."""
+    user = data.get("user") if isinstance(data.get("user"), dict) else {}
+    user_id, payload, new_state = user.get("id"), data.get("invoice_payload"), data.get("state")
+    if not isinstance(user_id, int) or not isinstance(payload, str) or not isinstance(new_state, str):
+        raise MalformedUpdate({"subscription": ["user.id, invoice_payload and state are required."]})
+    sub = apply_state_update(state, user_id, payload, new_state)
+    try:
+        log_update(
+            state, update_id, UpdateKind.SUBSCRIPTION, body, processed=True, note=None if sub else "unknown"
+        )
+    except SQLAlchemyError:
+        log.exception("flask_stars: could not log subscription update %s", update_id)
+        _rollback_quietly(state)
+    return Outcome(UpdateKind.SUBSCRIPTION, new_state if sub else "unknown subscription")
 
 
 def handle_pre_checkout(state: StarsState, query: PreCheckout, update_id: int | None, body: str) -> Outcome:
@@ -332,7 +358,17 @@ def register_handlers(bot: TeleBot, app: Flask) -> None:
         with app.app_context():
             handle_charge(get_state(app), kind, raw, None, json.dumps({"message": raw}, ensure_ascii=False))
 
+    def on_subscription(update: types.BotSubscriptionUpdated) -> None:
+        data = {
+            "user": {"id": update.user.id},
+            "invoice_payload": update.invoice_payload,
+            "state": update.state,
+        }
+        with app.app_context():
+            handle_subscription_update(get_state(app), data, None, json.dumps({"subscription": data}))
+
     bot.register_pre_checkout_query_handler(on_pre_checkout, func=lambda q: True)
+    bot.register_subscription_handler(on_subscription)
     bot.register_message_handler(on_charge, content_types=["successful_payment"])
     # telebot 4.37 leaves content_type None for refunded_payment (see the reference §7.2).
     bot.register_message_handler(

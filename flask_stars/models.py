@@ -176,6 +176,45 @@ class Payment(StarsModel):
         )
 
 
+class SubscriptionState:
+    ACTIVE = "active"
+    CANCELED = "canceled"  # no renewal; access lasts until expires_at (Telegram's rule)
+    FAILED = "failed"  # a renewal payment failed
+
+
+class Subscription(StarsModel):
+    """A monthly plan bought with a subscription pack: one row per first payment.
+
+    Telegram renews it every 30 days with a new ``successful_payment`` (``is_recurring``)
+    carrying the same payload; each renewal credits once and moves ``expires_at``.
+    ``charge_id`` is the first payment's, Telegram's handle in editUserStarSubscription.
+    """
+
+    __tablename__ = "stars_subscriptions"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(sa.BigInteger, index=True)
+    pack_id: Mapped[str] = mapped_column(sa.String(64))
+    order_id: Mapped[str] = mapped_column(sa.String(32), sa.ForeignKey("stars_orders.id"), unique=True)
+    charge_id: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    last_charge_id: Mapped[str] = mapped_column(sa.String(255))
+    state: Mapped[str] = mapped_column(sa.String(16), default=SubscriptionState.ACTIVE)
+    canceled_by_bot: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    payments: Mapped[int] = mapped_column(sa.Integer, default=1)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Meta(StarsModel):
+    """Small facts flask_stars keeps, such as how far reconciliation has read."""
+
+    __tablename__ = "stars_meta"
+
+    key: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(sa.Text)
+
+
 class RefundNotice(StarsModel):
     """A refund Telegram reported for a charge we have not recorded yet.
 
@@ -195,6 +234,7 @@ class UpdateKind:
     PRE_CHECKOUT = "pre_checkout_query"
     SUCCESSFUL_PAYMENT = "successful_payment"
     REFUNDED_PAYMENT = "refunded_payment"
+    SUBSCRIPTION = "subscription"
 
 
 class UpdateLog(StarsModel):

@@ -20,7 +20,8 @@ def _errors(*codes: int) -> dict[str, Any]:
         400: "malformed body or query (fields has marshmallow's messages)",
         401: "initData missing, forged or expired",
         403: "wrong webhook secret",
-        404: "unknown pack or order (or another user's order)",
+        404: "unknown pack, order or subscription (or another user's)",
+        409: "the subscription was cancelled by the user in Telegram; only they can renew it",
         413: "body larger than STARS_MAX_BODY",
         429: "too many invoices for this user (Retry-After is set)",
         500: "not configured, or an update that must be redelivered",
@@ -71,6 +72,8 @@ def build_spec(state: StarsState) -> dict[str, Any]:
         ("Error", schemas.ErrorSchema),
         ("WebhookAck", schemas.WebhookAckSchema),
         ("TelegramUpdate", schemas.TelegramUpdateSchema),
+        ("Subscription", schemas.SubscriptionSchema),
+        ("Subscriptions", schemas.SubscriptionsSchema),
     ):
         spec.components.schema(name, schema=schema)
 
@@ -108,6 +111,43 @@ def build_spec(state: StarsState) -> dict[str, Any]:
                     {"in": "query", "schema": schemas.OrderQuerySchema},
                 ],
                 "responses": {"200": _json("Order", "the order"), **_errors(400, 401, 404)},
+            }
+        },
+    )
+    spec.path(
+        path=f"{base}/subscriptions",
+        operations={
+            "get": {
+                "summary": "The caller's subscriptions (monthly plans)",
+                "security": [{"initData": []}],
+                "responses": {"200": _json("Subscriptions", "newest first"), **_errors(401)},
+            }
+        },
+    )
+    spec.path(
+        path=f"{base}/subscriptions/{{subscription_id}}/{{action}}",
+        operations={
+            "post": {
+                "summary": "Stop (cancel) or resume (enable) the caller's own subscription",
+                "security": [{"initData": []}],
+                "parameters": [
+                    {
+                        "name": "subscription_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "integer"},
+                    },
+                    {
+                        "name": "action",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "enum": ["cancel", "enable"]},
+                    },
+                ],
+                "responses": {
+                    "200": _json("Subscription", "its new state"),
+                    **_errors(401, 404, 409, 502, 503),
+                },
             }
         },
     )

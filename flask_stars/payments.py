@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from . import signals
+from . import signals, subscriptions
 from .botapi import XTR
 from .db import lock_for_write
 from .errors import BotApiError, NotFound, ServerError
@@ -76,6 +76,8 @@ class ChargeReport:
     provider_payment_charge_id: str | None = None
     language_code: str | None = None
     update_id: int | None = None
+    is_recurring: bool = False
+    subscription_expiration_date: int | None = None
     raw: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
@@ -336,6 +338,7 @@ def record_payment(ctx: StarsState, report: ChargeReport, log_row_id: int | None
     order_id = order_id_from_payload(report.invoice_payload)
     order = _fresh_order(ctx, order_id, lock=True) if order_id else None
     result = PaymentResult(payment)
+    renewal = False
     if order is None:
         payment.problem = "unknown_order"
     else:
@@ -345,7 +348,10 @@ def record_payment(ctx: StarsState, report: ChargeReport, log_row_id: int | None
         if report.currency != XTR or report.total_amount != order.stars:
             payment.problem = "amount_mismatch"
         elif order.status in (OrderStatus.PAID, OrderStatus.REFUNDED):
-            payment.problem = "order_already_paid"
+            if subscriptions.is_subscription(ctx, order, report):
+                renewal = True  # a subscription's next month: same payload, new charge
+            else:
+                payment.problem = "order_already_paid"
 
     waiting_refund = session.scalar(
         sa.select(RefundNotice).where(
@@ -364,7 +370,10 @@ def record_payment(ctx: StarsState, report: ChargeReport, log_row_id: int | None
         payment.problem = payment.problem or "refunded_before_paid"
     elif payment.problem is None:
         assert order is not None
-        _close_order(order, OrderStatus.PAID, now)
+        if not renewal:
+            _close_order(order, OrderStatus.PAID, now)
+        if subscriptions.is_subscription(ctx, order, report):
+            subscriptions.record_period(ctx, payment, order, report, now)
         result.credited = True
     elif payment.problem == "order_already_paid":
         if ctx.settings.duplicate_payment == "credit":
@@ -436,24 +445,46 @@ def announce_payment(ctx: StarsState, result: PaymentResult) -> None:
         refund_duplicate(ctx, payment)
 
 
+def refund(ctx: StarsState, charge_id: str, reason: str | None = None) -> Payment:
+    """Give a payment back: refundStarPayment, then the ledger (debit callback once).
+
+    Telegram's ``CHARGE_ALREADY_REFUNDED`` is not an error here: the ledger ends refunded
+    either way. Refunding a payment that is already refunded does nothing. Raises
+    ``NotFound`` for a charge the ledger does not know and ``BotApiError`` when Telegram
+    refuses for another reason (the ledger is then unchanged).
+    """
+    payment = _payment_by_charge(ctx, charge_id)
+    ctx.session.rollback()
+    if payment is None:
+        raise NotFound(f"No payment {charge_id!r} in the ledger.", error="payment_not_found")
+    if payment.status == PaymentStatus.REFUNDED:
+        return payment
+    try:
+        ctx.gateway.refund(payment.payer_id, charge_id)
+    except BotApiError as exc:
+        if "CHARGE_ALREADY_REFUNDED" not in exc.description:
+            raise
+    log.info("flask_stars: refunded %s (%s)", charge_id, reason or "no reason given")
+    mark_refunded(ctx, charge_id, payment.stars, reason=reason)
+    refreshed = _payment_by_charge(ctx, charge_id)  # loaded, so it can be read after the request
+    assert refreshed is not None
+    return refreshed
+
+
 def refund_duplicate(ctx: StarsState, payment: Payment) -> bool:
     """Give back a second payment for an already-paid order (STARS_DUPLICATE_PAYMENT="refund").
 
     If Telegram refuses or is down, the payment stays recorded as paid and not credited
-    (``problem="order_already_paid"``), so it can be refunded later by hand or by the next
-    redelivery; it is never dropped.
+    (``problem="order_already_paid"``), so it can be refunded later with ``flask stars
+    refund``; it is never dropped.
     """
     try:
-        ctx.gateway.refund(payment.payer_id, payment.telegram_payment_charge_id)
+        refund(ctx, payment.telegram_payment_charge_id, reason="second payment for a paid order")
     except BotApiError as exc:
-        if "CHARGE_ALREADY_REFUNDED" not in exc.description:
-            log.error(
-                "flask_stars: could not refund duplicate payment %s: %s",
-                payment.telegram_payment_charge_id,
-                exc,
-            )
-            return False
-    mark_refunded(ctx, payment.telegram_payment_charge_id, payment.stars)
+        log.error(
+            "flask_stars: could not refund duplicate payment %s: %s", payment.telegram_payment_charge_id, exc
+        )
+        return False
     try:
         from .messages import message
 
@@ -467,7 +498,7 @@ def refund_duplicate(ctx: StarsState, payment: Payment) -> bool:
 
 
 def mark_refunded(
-    ctx: StarsState, charge_id: str, stars: int, log_row_id: int | None = None
+    ctx: StarsState, charge_id: str, stars: int, log_row_id: int | None = None, reason: str | None = None
 ) -> Payment | None:
     """Apply a refund of ``charge_id``, once: debit if it was credited, close the order.
 
@@ -497,14 +528,19 @@ def mark_refunded(
     payment.status = PaymentStatus.REFUNDED
     payment.refunded_at = utcnow()
     order = payment.order
-    if order is not None and payment.problem is None and order.status == OrderStatus.PAID:
+    if (
+        order is not None
+        and payment.problem is None
+        and order.status == OrderStatus.PAID
+        and subscriptions.is_first_payment(ctx, payment)  # a refunded renewal leaves the order paid
+    ):
         order.status = OrderStatus.REFUNDED
     if payment.credited:
         _lock_user(ctx, payment.user_id)
         ctx.debit(payment)
     _mark_processed(ctx, log_row_id)
     session.commit()
-    ctx.send(signals.payment_refunded, payment=payment)
+    ctx.send(signals.payment_refunded, payment=payment, reason=reason)
     return payment
 
 

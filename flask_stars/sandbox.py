@@ -141,10 +141,12 @@ class Sandbox:
         self.webhook: dict[str, Any] = {}
         self.balance = 0
         self.answer_in_response = True  # accept a method call in the webhook's reply, as Telegram does
+        self.deliver_refund_updates = True  # send refunded_payment after a refund, as Telegram does
         self._faults: dict[str, list[Fault]] = {}
         self._answers: dict[str, dict[str, Any]] = {}
         self._charges: dict[str, dict[str, Any]] = {}
         self._refunded: set[str] = set()
+        self._subscriptions: dict[str, dict[str, Any]] = {}  # first charge id -> expiry, cancelled
         self._cond = threading.Condition()
         # Microseconds since the epoch: ids keep growing across restarts, as Telegram's do.
         self._ids = itertools.count(time.time_ns() // 1000)
@@ -373,6 +375,7 @@ class Sandbox:
         *,
         total_amount: int | None = None,
         currency: str | None = None,
+        renewal_of: str | None = None,
     ) -> tuple[str, dict[str, Any]]:
         """Take the Stars (ledger entry) and build the ``successful_payment`` update, unsent."""
         inv = self.invoice(invoice)
@@ -380,22 +383,12 @@ class Sandbox:
         amount = inv.amount if total_amount is None else total_amount
         charge_id = "stx" + secrets.token_urlsafe(24)
         now = int(time.time())
-        with self._cond:
-            self._charges[charge_id] = {"user_id": u["id"], "amount": amount, "payload": inv.payload}
-            self.balance += amount
-            self.transactions.append(
-                {
-                    "id": charge_id,
-                    "amount": amount,
-                    "date": now,
-                    "source": {
-                        "type": "user",
-                        "transaction_type": "invoice_payment",
-                        "user": u,
-                        "invoice_payload": inv.payload,
-                    },
-                }
-            )
+        source: dict[str, Any] = {
+            "type": "user",
+            "transaction_type": "invoice_payment",
+            "user": u,
+            "invoice_payload": inv.payload,
+        }
         payment: dict[str, Any] = {
             "currency": currency or inv.currency,
             "total_amount": amount,
@@ -403,6 +396,24 @@ class Sandbox:
             "telegram_payment_charge_id": charge_id,
             "provider_payment_charge_id": "",
         }
+        with self._cond:
+            self._charges[charge_id] = {
+                "user_id": u["id"],
+                "amount": amount,
+                "payload": inv.payload,
+                "slug": inv.slug,
+            }
+            if inv.subscription_period:
+                source["subscription_period"] = inv.subscription_period
+                if renewal_of is None:
+                    self._subscriptions[charge_id] = {"expires": now + SUBSCRIPTION_PERIOD, "canceled": False}
+                    payment["is_first_recurring"] = True
+                payment["is_recurring"] = True
+                payment["subscription_expiration_date"] = self._subscriptions[renewal_of or charge_id][
+                    "expires"
+                ]
+            self.balance += amount
+            self.transactions.append({"id": charge_id, "amount": amount, "date": now, "source": source})
         update = {
             "update_id": self.next_id(),
             "message": {
@@ -592,6 +603,13 @@ class Sandbox:
                 raise ApiError(400, "Bad Request: CHARGE_NOT_FOUND")
             if charge_id in self._refunded:
                 raise ApiError(400, "Bad Request: CHARGE_ALREADY_REFUNDED")
+            self._record_refund(charge_id)  # under the same lock: two refunds cannot both pass
+        return True
+
+    def _record_refund(self, charge_id: str) -> dict[str, Any]:
+        """Take the Stars back (ledger entry) and, as Telegram does, send ``refunded_payment``."""
+        with self._cond:
+            charge = self._charges[charge_id]
             self._refunded.add(charge_id)
             self.balance -= charge["amount"]
             self.transactions.append(
@@ -602,10 +620,90 @@ class Sandbox:
                     "receiver": {
                         "type": "user",
                         "transaction_type": "invoice_payment",
-                        "user": make_user(user_id),
+                        "user": make_user(charge["user_id"]),
+                        "invoice_payload": charge["payload"],
                     },
                 }
             )
+        u = make_user(charge["user_id"])
+        update = {
+            "update_id": self.next_id(),
+            "message": {
+                "message_id": self.next_id(),
+                "from": u,
+                "chat": {"id": u["id"], "type": "private", "first_name": u.get("first_name", "")},
+                "date": int(time.time()),
+                "refunded_payment": {
+                    "currency": XTR,
+                    "total_amount": charge["amount"],
+                    "invoice_payload": charge["payload"],
+                    "telegram_payment_charge_id": charge_id,
+                },
+            },
+        }
+        if self.deliver_refund_updates and self.webhook.get("url"):
+            self._deliver_later(update)
+        return update
+
+    def _deliver_later(self, update: dict[str, Any]) -> None:
+        thread = threading.Thread(target=self.deliver, args=(update,), kwargs={"retries": 3}, daemon=True)
+        self._background.append(thread)
+        thread.start()
+
+    def refund(self, charge_id: str) -> dict[str, Any]:
+        """A refund made outside the bot (say, by Telegram support): the ledger entry and the
+        ``refunded_payment`` update, delivered unless ``deliver_refund_updates`` is off."""
+        with self._cond:
+            if charge_id not in self._charges:
+                raise KeyError(f"no charge {charge_id!r} in the sandbox")
+            if charge_id in self._refunded:
+                raise ValueError(f"charge {charge_id!r} is already refunded")
+            return self._record_refund(charge_id)
+
+    def renew(self, first_charge_id: str, *, deliver: bool = True) -> tuple[str, dict[str, Any]]:
+        """Telegram renews a subscription: a new charge for the same invoice, ``is_recurring``."""
+        with self._cond:
+            first = self._charges[first_charge_id]
+            inv = self.invoices[first["slug"]]
+            sub = self._subscriptions[first_charge_id]
+            if sub["canceled"]:
+                raise ValueError("the subscription is cancelled: Telegram would not renew it")
+            sub["expires"] += SUBSCRIPTION_PERIOD
+        charge_id, update = self.charge(inv, first["user_id"], renewal_of=first_charge_id)
+        if deliver:
+            self.deliver(update)
+        return charge_id, update
+
+    def subscription_update(self, user: int | dict[str, Any], invoice_payload: str, state: str) -> Delivery:
+        """The ``subscription`` update: the user cancelled (``canceled``), re-enabled
+        (``active``), or a renewal failed (``failed``)."""
+        if state in ("canceled", "active"):
+            with self._cond:
+                for charge_id, sub in self._subscriptions.items():
+                    if self._charges[charge_id]["payload"] == invoice_payload:
+                        sub.update(
+                            canceled=state == "canceled", canceled_by="user" if state == "canceled" else None
+                        )
+        return self.deliver(
+            {
+                "update_id": self.next_id(),
+                "subscription": {"user": make_user(user), "invoice_payload": invoice_payload, "state": state},
+            }
+        )
+
+    def _api_editUserStarSubscription(self, p: dict[str, Any]) -> bool:
+        user_id = _int(p.get("user_id"), "user_id", "Bad Request: invalid user_id specified")
+        charge_id = p.get("telegram_payment_charge_id") or ""
+        with self._cond:
+            charge = self._charges.get(charge_id)
+            if charge is None or charge["user_id"] != user_id or charge_id not in self._subscriptions:
+                raise ApiError(400, "Bad Request: SUBSCRIPTION_NOT_FOUND")
+            sub = self._subscriptions[charge_id]
+            canceled = _truthy(p.get("is_canceled"))
+            if not canceled and sub.get("canceled_by") == "user":
+                raise ApiError(400, "Bad Request: SUBSCRIPTION_CANCELED_BY_USER")
+            sub["canceled"] = canceled
+            sub["canceled_by"] = "bot" if canceled else None
         return True
 
     def _api_getStarTransactions(self, p: dict[str, Any]) -> dict[str, Any]:

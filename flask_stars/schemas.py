@@ -88,6 +88,26 @@ class OrderQuerySchema(_Strict):
     )
 
 
+class SubscriptionSchema(Schema):
+    id = fields.Integer(required=True)
+    pack_id = fields.String(required=True)
+    state = fields.String(
+        required=True,
+        validate=validate.OneOf(["active", "canceled", "failed"]),
+        metadata={"description": "canceled: no renewal, but paid up until expires_at"},
+    )
+    active = fields.Boolean(required=True, metadata={"description": "paid up now (expires_at in the future)"})
+    expires_at = UTCDateTime(allow_none=True)
+    payments = fields.Integer(required=True, metadata={"description": "first payment and renewals so far"})
+    can_enable = fields.Boolean(
+        required=True, metadata={"description": "cancelled by the bot, so it can renew again"}
+    )
+
+
+class SubscriptionsSchema(Schema):
+    subscriptions = fields.List(fields.Nested(SubscriptionSchema), required=True)
+
+
 class ErrorSchema(Schema):
     error = fields.String(required=True, metadata={"example": "invalid_init_data"})
     message = fields.String(required=True)
@@ -154,6 +174,8 @@ class TelegramUpdateSchema(_Strict):
 
 
 pack_schema = PackSchema()
+subscription_schema = SubscriptionSchema()
+subscriptions_schema = SubscriptionsSchema()
 packs_schema = PacksSchema()
 invoice_request_schema = InvoiceRequestSchema()
 invoice_schema = InvoiceSchema()

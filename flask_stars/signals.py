@@ -16,7 +16,8 @@ order_created = _signals.signal("order-created")
 #: A payment was recorded and credited. Keywords: ``payment``, ``order``.
 payment_succeeded = _signals.signal("payment-succeeded")
 
-#: A payment was refunded (debit callback already called). Keyword: ``payment``.
+#: A payment was refunded (debit callback already called). Keywords: ``payment``, ``reason``
+#: (what ``stars.refund`` was given; None for a refund Telegram reported).
 payment_refunded = _signals.signal("payment-refunded")
 
 #: A pre-checkout query was answered ``ok=False``. Keywords: ``query_id``, ``user_id``,

@@ -155,6 +155,8 @@ def test_openapi_documents_every_endpoint(shop):
         "/stars/orders/{order_id}",
         "/stars/webhook",
         "/stars/openapi.json",
+        "/stars/subscriptions",
+        "/stars/subscriptions/{subscription_id}/{action}",
     }
     invoice = spec["paths"]["/stars/invoice"]["post"]
     assert {"200", "201", "400", "401", "404", "502", "503"} <= set(invoice["responses"])

@@ -32,6 +32,7 @@ def _report_inputs_tried():
         " no 5xx, nothing credited"
     )
 
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
     lambda children: (

@@ -48,7 +48,14 @@ def test_upgrade_of_an_empty_database_matches_create_all(database_url):
             diff = compare_metadata(context, StarsModel.metadata)
         assert diff == [], diff
         migrated = _schema(engine)
-        assert set(migrated) == {"stars_orders", "stars_payments", "stars_refunds", "stars_updates"}
+        assert set(migrated) == {
+            "stars_orders",
+            "stars_payments",
+            "stars_refunds",
+            "stars_updates",
+            "stars_subscriptions",
+            "stars_meta",
+        }
 
         with engine.begin() as conn:
             StarsModel.metadata.drop_all(conn)

@@ -1,0 +1,180 @@
+"""Reconciliation: read the bot's Stars transactions from Telegram and mend the ledger.
+
+``getStarTransactions`` lists every transaction, oldest first, ``limit`` at a time. An
+incoming ``invoice_payment`` whose charge id is not in the ledger is a payment whose
+webhook never arrived: if its payload names one of our orders it is recorded and credited
+through ``payments.record_payment``, the webhook's own path, so exactly-once still holds.
+An outgoing one is a refund: if the ledger still shows the payment as paid, the refund is
+applied (debit callback once). Anything else that cannot be matched is reported, never
+"fixed". Progress (how many transactions were read) is kept in ``stars_meta`` so the next
+run reads only new ones; pages are handled one at a time, so memory stays flat.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from .models import Meta, Order, Payment, PaymentStatus, order_id_from_payload
+from .payments import ChargeReport, announce_payment, mark_refunded, record_payment
+
+if TYPE_CHECKING:
+    from .extension import StarsState
+
+log = logging.getLogger("flask_stars")
+OFFSET_KEY = "reconcile_offset"
+PAGE_SIZE = 100  # Telegram's maximum
+MAX_EXAMPLES = 50
+
+
+@dataclass
+class ReconcileReport:
+    """What a run found and did (or, with ``dry_run``, would do)."""
+
+    dry_run: bool = False
+    start_offset: int = 0
+    end_offset: int = 0
+    read: int = 0
+    already_recorded: int = 0
+    credited: int = 0
+    recorded_not_credited: int = 0
+    refunds_applied: int = 0
+    unmatched: int = 0
+    other: int = 0
+    examples: list[dict[str, Any]] = field(default_factory=list)
+
+    def rows(self) -> list[tuple[str, int]]:
+        would = "would be " if self.dry_run else ""
+        return [
+            ("transactions read", self.read),
+            ("already in the ledger", self.already_recorded),
+            (f"missed payments {would}credited", self.credited),
+            (f"missed payments {would}recorded, not credited", self.recorded_not_credited),
+            (f"missed refunds {would}applied", self.refunds_applied),
+            ("unmatched (reported, not changed)", self.unmatched),
+            ("other transactions (not payments)", self.other),
+        ]
+
+    def _example(self, tx: dict[str, Any], why: str) -> None:
+        self.unmatched += 1
+        if len(self.examples) < MAX_EXAMPLES:
+            self.examples.append(
+                {"id": tx.get("id"), "amount": tx.get("amount"), "date": tx.get("date"), "why": why}
+            )
+
+
+def _kind(tx: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """("in" | "out" | "other", partner): a user's invoice payment, its refund, or else."""
+    for direction, key in (("in", "source"), ("out", "receiver")):
+        partner = tx.get(key)
+        if isinstance(partner, dict):
+            if (
+                partner.get("type") == "user"
+                and partner.get("transaction_type", "invoice_payment") == "invoice_payment"
+            ):
+                return direction, partner
+            return "other", partner
+    return "other", {}
+
+
+def reconcile(
+    ctx: StarsState,
+    *,
+    dry_run: bool = False,
+    full: bool = False,
+    on_page: Callable[[ReconcileReport], None] | None = None,
+    page_size: int = PAGE_SIZE,
+) -> ReconcileReport:
+    """Page through getStarTransactions from where the last run stopped (``full``: from 0)."""
+    session = ctx.session
+    saved = session.get(Meta, OFFSET_KEY)
+    offset = 0 if full or saved is None else int(saved.value)
+    session.rollback()
+    report = ReconcileReport(dry_run=dry_run, start_offset=offset, end_offset=offset)
+    while True:
+        page = ctx.gateway.star_transactions(offset, page_size)
+        for tx in page:
+            _one(ctx, tx, report, dry_run)
+        offset += len(page)
+        report.read += len(page)
+        report.end_offset = offset
+        if not dry_run and page:
+            _save_offset(ctx, offset)
+        if on_page is not None:
+            on_page(report)
+        if len(page) < page_size:
+            return report
+
+
+def _one(ctx: StarsState, tx: dict[str, Any], report: ReconcileReport, dry_run: bool) -> None:
+    direction, partner = _kind(tx)
+    charge_id = tx.get("id")
+    if direction == "other" or not isinstance(charge_id, str) or not charge_id:
+        report.other += 1
+        return
+    session = ctx.session
+    payment = session.scalar(
+        sa.select(Payment)
+        .where(Payment.telegram_payment_charge_id == charge_id)
+        .execution_options(populate_existing=True)
+    )
+    session.rollback()
+    if direction == "out":
+        if payment is None:
+            report._example(tx, "a refund of a charge the ledger does not know")
+        elif payment.status == PaymentStatus.REFUNDED:
+            report.already_recorded += 1
+        else:
+            report.refunds_applied += 1
+            if not dry_run:
+                mark_refunded(ctx, charge_id, int(tx.get("amount") or 0), reason="found by reconcile")
+        return
+    if payment is not None:
+        report.already_recorded += 1
+        return
+    payload = partner.get("invoice_payload") or ""
+    user = partner.get("user") or {}
+    order_id = order_id_from_payload(payload)
+    order = session.get(Order, order_id) if order_id else None
+    session.rollback()
+    if order is None or not isinstance(user.get("id"), int):
+        report._example(tx, "an incoming payment whose payload names none of our orders")
+        return
+    if dry_run:
+        report.credited += 1
+        return
+    result = record_payment(
+        ctx,
+        ChargeReport(
+            telegram_payment_charge_id=charge_id,
+            currency="XTR",
+            total_amount=int(tx.get("amount") or 0),
+            invoice_payload=payload,
+            user_id=user["id"],
+            language_code=user.get("language_code"),
+            is_recurring=bool(partner.get("subscription_period")),
+            raw={"star_transaction": tx},
+        ),
+    )
+    announce_payment(ctx, result)
+    if result.duplicate_delivery:
+        report.already_recorded += 1  # the webhook got there in the meantime
+    elif result.credited:
+        report.credited += 1
+        log.warning("flask_stars: reconcile credited %s, whose webhook never arrived", charge_id)
+    else:
+        report.recorded_not_credited += 1
+
+
+def _save_offset(ctx: StarsState, offset: int) -> None:
+    session = ctx.session
+    row = session.get(Meta, OFFSET_KEY, populate_existing=True)
+    if row is None:
+        session.add(Meta(key=OFFSET_KEY, value=str(offset)))
+    else:
+        row.value = str(offset)
+    session.commit()
