@@ -28,9 +28,9 @@ def _rows(rows: list[dict[str, Any]], as_json: bool) -> None:
         return
     columns = list(rows[0])
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
-    click.echo("  ".join(c.ljust(widths[c]) for c in columns))
+    click.echo("  ".join(c.ljust(widths[c]) for c in columns).rstrip())
     for row in rows:
-        click.echo("  ".join(str(row[c]).ljust(widths[c]) for c in columns))
+        click.echo("  ".join(str(row[c]).ljust(widths[c]) for c in columns).rstrip())
 
 
 def register_cli(bp: Blueprint) -> None:

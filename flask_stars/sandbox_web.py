@@ -113,6 +113,44 @@ def register_sandbox_routes(bp: Blueprint) -> None:
             }
         )
 
+    @bp.get("/sandbox/payments")
+    def sandbox_payments() -> Response:
+        """The newest payments in the ledger, for the page's Refund buttons."""
+        import sqlalchemy as sa
+
+        from .models import Payment
+
+        _sandbox()
+        session = get_state().session
+        rows = session.scalars(sa.select(Payment).order_by(Payment.id.desc()).limit(20)).all()
+        body = [
+            {
+                "charge_id": p.telegram_payment_charge_id,
+                "user_id": p.user_id,
+                "pack_id": p.pack_id,
+                "stars": p.stars,
+                "status": p.status,
+                "credited": p.credited,
+            }
+            for p in rows
+        ]
+        session.rollback()
+        return jsonify({"payments": body})
+
+    @bp.post("/sandbox/refund")
+    def sandbox_refund() -> Response:
+        """Refund a payment as the shop would (``stars.refund``): Telegram, ledger, debit."""
+        from .errors import BotApiError
+        from .payments import refund
+
+        _sandbox()
+        charge_id = str((request.get_json(silent=True) or {}).get("charge_id", ""))
+        try:
+            payment = refund(get_state(), charge_id, reason="refunded from the sandbox page")
+        except BotApiError as exc:
+            return jsonify({"ok": False, "error": exc.description}), 502
+        return jsonify({"ok": True, "status": payment.status})
+
     @bp.get("/sandbox/log")
     def sandbox_log() -> Response:
         """What went over the wire: Bot API calls and webhook deliveries, newest last."""

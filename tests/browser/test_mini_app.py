@@ -204,3 +204,22 @@ def test_sandbox_works_offline_with_its_stand_in_script(page, example):
     expect(app.locator("#balance")).to_have_text("5,000,000")
     shot(page, "sandbox-offline-shim")
     assert example.balance(ANN["id"]) == 5_000_000
+
+
+def test_sandbox_page_refunds_a_payment_and_the_balance_goes_back(page, example, telegram_web_app_js):
+    page.route(
+        TELEGRAM_JS, lambda route: route.fulfill(body=telegram_web_app_js, content_type="text/javascript")
+    )
+    page.set_viewport_size({"width": 1000, "height": 860})
+    page.goto(example.base + "/stars/sandbox/")
+    app = page.frame_locator("#miniapp")
+    app.locator("#open-shop").click()
+    app.locator("button.price[data-pack=stars_pack_2]").click()
+    page.click("#pay")
+    expect(app.locator("#balance")).to_have_text("5,000,000")
+    page.locator("#payments button.refund").click()
+    expect(page.locator("#payments")).to_contain_text("refunded")
+    expect(page.frame_locator("#miniapp").locator("#balance")).to_have_text("0")
+    shot(page, "sandbox-refunded")
+    assert example.balance(ANN["id"]) == 0
+    assert [p.status for p in example.payments()] == ["refunded"]
