@@ -7,7 +7,7 @@ import json
 import logging
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request, send_from_directory
+from flask import Blueprint, Response, current_app, jsonify, request, send_from_directory
 from flask.sansio.blueprints import BlueprintSetupState
 from werkzeug.exceptions import HTTPException
 
@@ -212,7 +212,7 @@ def webhook() -> tuple[Response, int]:
     if not isinstance(update_id, int) or isinstance(update_id, bool) or not 0 <= update_id < 2**63:
         raise BadRequest("The body is not a Telegram update.", error="invalid_update")
     try:
-        outcome = handle_update(state, update, raw.decode("utf-8", "replace"))
+        outcome = handle_update(state, update, raw.decode("utf-8", "replace"), can_reply=True)
     except MalformedUpdate as exc:
         raise BadRequest(
             "The payment update is malformed.", error="invalid_update", fields=exc.messages
@@ -220,7 +220,17 @@ def webhook() -> tuple[Response, int]:
     except BotApiError as exc:
         log.error("flask_stars: update %s needs redelivery: %s", update.get("update_id"), exc)
         raise ServerError("Telegram could not be answered; redeliver.", error="bot_api_error") from None
-    return jsonify({"ok": True, "result": outcome.kind, "detail": outcome.detail}), 200
+    response = jsonify(outcome.reply or {"ok": True, "result": outcome.kind, "detail": outcome.detail})
+    if outcome.after is not None:
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        after = outcome.after
+
+        def run_after() -> None:
+            with app.app_context():
+                after()
+
+        response.call_on_close(run_after)
+    return response, 200
 
 
 def _subscription_json(sub: Any) -> dict[str, Any]:

@@ -59,6 +59,10 @@ CONFIG_KEYS: dict[str, tuple[Any, str]] = {
         None,
         "folder for money updates the database could not take; instance/stars-spool when None",
     ),
+    "STARS_ANSWER_IN_RESPONSE": (
+        False,
+        "answer pre-checkout in the webhook's reply (no Bot API round trip, no confirmation)",
+    ),
     "STARS_PRE_CHECKOUT_TIMEOUT": (
         3,
         "seconds the database may take to decide a pre-checkout before it is refused",
@@ -97,6 +101,7 @@ class Settings:
     rate_limit_storage: str
     spool_dir: str | None
     pre_checkout_timeout: float
+    answer_in_response: bool
     create_tables: bool
     sqlite_wal: bool
 
@@ -173,6 +178,7 @@ def read_settings(config: Mapping[str, Any], bot_token: str | None) -> Settings:
         rate_limit_storage=config["STARS_RATE_LIMIT_STORAGE"],
         spool_dir=config["STARS_SPOOL_DIR"],
         pre_checkout_timeout=_positive_number(config, "STARS_PRE_CHECKOUT_TIMEOUT"),
+        answer_in_response=bool(config["STARS_ANSWER_IN_RESPONSE"]),
         create_tables=bool(config["STARS_CREATE_TABLES"]),
         sqlite_wal=bool(config["STARS_SQLITE_WAL"]),
     )

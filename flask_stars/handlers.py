@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +61,10 @@ class Outcome:
 
     kind: str
     detail: str = ""
+    #: A Bot API call to send as the webhook's reply (``{"method": ..., ...}``), if any.
+    reply: dict[str, Any] | None = None
+    #: Work that may wait until the answer is on its way (logging, signals).
+    after: Callable[[], None] | None = None
 
 
 def classify(update: dict[str, Any]) -> str | None:
@@ -116,7 +121,9 @@ def parse_charge(msg: Any, key: str, update_id: int | None) -> ChargeReport:
     )
 
 
-def handle_update(state: StarsState, update: dict[str, Any], body: str | None = None) -> Outcome:
+def handle_update(
+    state: StarsState, update: dict[str, Any], body: str | None = None, *, can_reply: bool = False
+) -> Outcome:
     """Handle one update the webhook received (or ``flask stars replay`` re-reads).
 
     Raises on anything that must make Telegram redeliver (a database error, a failing
@@ -129,7 +136,7 @@ def handle_update(state: StarsState, update: dict[str, Any], body: str | None = 
         body = json.dumps(update, ensure_ascii=False)
     if kind == UpdateKind.PRE_CHECKOUT:
         query = parse_pre_checkout(update["pre_checkout_query"])
-        return handle_pre_checkout(state, query, update_id, body)
+        return handle_pre_checkout(state, query, update_id, body, can_reply=can_reply)
     if kind in (UpdateKind.SUCCESSFUL_PAYMENT, UpdateKind.REFUNDED_PAYMENT):
         return handle_charge(state, kind, update["message"], update_id, body)
     if kind == UpdateKind.SUBSCRIPTION:
@@ -156,8 +163,16 @@ def handle_subscription_update(
     return Outcome(UpdateKind.SUBSCRIPTION, new_state if sub else "unknown subscription")
 
 
-def handle_pre_checkout(state: StarsState, query: PreCheckout, update_id: int | None, body: str) -> Outcome:
-    """Decide, answer Telegram at once, then log (it moves no money; its answer is due in 10 s)."""
+def handle_pre_checkout(
+    state: StarsState, query: PreCheckout, update_id: int | None, body: str, *, can_reply: bool = False
+) -> Outcome:
+    """Decide and answer at once; logging and signals wait (it moves no money, its answer
+    is due in 10 s).
+
+    With ``STARS_ANSWER_IN_RESPONSE`` and ``can_reply`` (a webhook request), the answer
+    goes back as the webhook's own reply, saving a round trip to the Bot API; otherwise
+    ``answerPreCheckoutQuery`` is called and its failure makes Telegram redeliver.
+    """
     try:
         state.credit_callback()  # never approve what could not be credited
         limit_wait(state.session, state.settings.pre_checkout_timeout)
@@ -167,6 +182,33 @@ def handle_pre_checkout(state: StarsState, query: PreCheckout, update_id: int | 
         _rollback_quietly(state)
         decision = PreCheckoutDecision(ok=False, reason="try_again")
     error_message = None if decision.ok else message(decision.reason or "try_again", query.language_code)
+
+    def after() -> None:
+        try:
+            log_update(state, update_id, UpdateKind.PRE_CHECKOUT, body, processed=True, note=decision.reason)
+        except Exception:
+            log.exception("flask_stars: could not log pre-checkout %s", query.id)
+            _rollback_quietly(state)
+        if not decision.ok:
+            state.send(
+                pre_checkout_rejected,
+                query_id=query.id,
+                user_id=query.user_id,
+                reason=decision.reason,
+                order=decision.order,
+            )
+
+    detail = "ok" if decision.ok else str(decision.reason)
+    if can_reply and state.settings.answer_in_response:
+        reply: dict[str, Any] = {
+            "method": "answerPreCheckoutQuery",
+            "pre_checkout_query_id": query.id,
+            "ok": decision.ok,
+        }
+        if error_message:
+            reply["error_message"] = error_message
+        return Outcome("pre_checkout_query", detail, reply=reply, after=after)
+    outcome = Outcome("pre_checkout_query", detail, after=after)
     try:
         state.gateway.answer_pre_checkout(query.id, decision.ok, error_message)
     except BotApiError as exc:
@@ -174,20 +216,7 @@ def handle_pre_checkout(state: StarsState, query: PreCheckout, update_id: int | 
             raise  # Telegram busy or unreachable: answer 500 so it redelivers and we answer again
         # 400: the query was already answered or is too old; a redelivery cannot help.
         log.warning("flask_stars: Telegram refused our answer to pre-checkout %s: %s", query.id, exc)
-    try:
-        log_update(state, update_id, UpdateKind.PRE_CHECKOUT, body, processed=True, note=decision.reason)
-    except Exception:
-        log.exception("flask_stars: could not log pre-checkout %s", query.id)
-        _rollback_quietly(state)
-    if not decision.ok:
-        state.send(
-            pre_checkout_rejected,
-            query_id=query.id,
-            user_id=query.user_id,
-            reason=decision.reason,
-            order=decision.order,
-        )
-    return Outcome("pre_checkout_query", "ok" if decision.ok else str(decision.reason))
+    return outcome
 
 
 def handle_charge(
@@ -350,7 +379,9 @@ def register_handlers(bot: TeleBot, app: Flask) -> None:
                 language_code=query.from_user.language_code,
             )
             body = json.dumps({"pre_checkout_query": _pre_checkout_json(query)}, ensure_ascii=False)
-            handle_pre_checkout(get_state(app), pc, None, body)
+            outcome = handle_pre_checkout(get_state(app), pc, None, body)
+            if outcome.after is not None:
+                outcome.after()
 
     def on_charge(msg: types.Message) -> None:
         kind = UpdateKind.SUCCESSFUL_PAYMENT if msg.successful_payment else UpdateKind.REFUNDED_PAYMENT

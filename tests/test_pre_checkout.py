@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -70,6 +71,9 @@ def test_refusals_answer_ok_false_with_a_reason(shop, case, expected):
         elif case == "expired":
             _set_order(shop, order["order_id"], expires_at=utcnow() - timedelta(seconds=1))
         attempt = shop.tg.pay(inv, payer, **kwargs)
+        deadline = time.monotonic() + 5
+        while not rejected and time.monotonic() < deadline:
+            time.sleep(0.02)  # sent once the answer is on its way
     finally:
         pre_checkout_rejected.disconnect(on_reject)
 
@@ -134,8 +138,34 @@ def test_payment_approved_before_expiry_is_credited_after_it(shop):
     assert shop.order_status(order["order_id"], 42).json()["status"] == "paid"
 
 
+def _logged_pre_checkouts(shop, count=1):
+    import time
+
+    deadline = time.monotonic() + 5
+    while len(rows := shop.updates(kind="pre_checkout_query")) < count and time.monotonic() < deadline:
+        time.sleep(0.02)  # logged once the answer is on its way
+    return rows
+
+
 def test_pre_checkout_is_logged_after_answering(shop):
     inv = shop.tg.invoice(shop.invoice(42).json()["invoice_url"])
     shop.tg.pay(inv, 42, total_amount=3)
-    (row,) = shop.updates(kind="pre_checkout_query")
+    (row,) = _logged_pre_checkouts(shop)
     assert row.processed and row.error == "wrong_amount"
+
+
+def test_answer_in_the_webhook_reply_saves_the_round_trip(make_shop):
+    shop = make_shop(STARS_ANSWER_IN_RESPONSE=True)
+    order = shop.invoice(42).json()
+    attempt = shop.tg.pay(order["invoice_url"], 42)
+    assert attempt.ok and shop.balance(42) == 1_000_000
+    assert attempt.pre_checkout.body == {
+        "method": "answerPreCheckoutQuery",
+        "pre_checkout_query_id": attempt.query_id,
+        "ok": True,
+    }
+    (answer,) = [c for c in shop.tg.calls if c.method == "answerPreCheckoutQuery"]
+    assert answer.http_method == "WEBHOOK-REPLY"  # no Bot API request was made
+    refused = shop.tg.pay(order["invoice_url"], 42, deliver_payment=False)
+    assert not refused.ok and "already paid" in refused.pre_checkout.body["error_message"]
+    assert len(_logged_pre_checkouts(shop, 2)) == 2
