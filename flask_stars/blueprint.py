@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 from . import payments
 from .auth import request_init_data
 from .cli import register_cli
+from .db import kept_after_commit
 from .errors import (
     BadGateway,
     BadRequest,
@@ -167,7 +168,8 @@ def create_invoice() -> tuple[Response, int]:
         raise NotFound(f"No pack {body['pack_id']!r}.", error="pack_not_found")
     state.credit_callback()  # do not sell what could not be credited
     try:
-        order, created = payments.open_invoice(state, init.user.id, pack)
+        with kept_after_commit(state.session):
+            order, created = payments.open_invoice(state, init.user.id, pack)
     except BotApiError as exc:
         raise _bot_api_failure(exc) from None
     payload = invoice_schema.dump(

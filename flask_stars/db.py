@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -41,6 +43,7 @@ class StarsDatabase:
         self._private_engine: sa.Engine | None = None
         self._private_session: scoped_session[Session] | None = None
         self._ready_engines: set[int] = set()
+        self._ready = False  # tables made and SQLite prepared: nothing left to check per request
         self._lock = threading.Lock()
 
     @property
@@ -54,7 +57,8 @@ class StarsDatabase:
         fsa = self.flask_sqlalchemy
         session = fsa.session if fsa is not None else self._private()
         self._ensure_ready()
-        return session  # type: ignore[return-value]
+        # The Session itself, not the scoped proxy: callers may set its attributes.
+        return session()  # type: ignore[no-any-return]
 
     @property
     def engine(self) -> sa.Engine:
@@ -94,6 +98,8 @@ class StarsDatabase:
             self._private_session.remove()
 
     def _ensure_ready(self) -> None:
+        if self._ready:
+            return
         engine = self.engine
         if id(engine) in self._ready_engines:
             return
@@ -105,6 +111,7 @@ class StarsDatabase:
             if self._settings.create_tables:
                 self._create_tables(engine)
             self._ready_engines.add(id(engine))
+            self._ready = True
 
     @staticmethod
     def _create_tables(engine: sa.Engine) -> None:
@@ -151,6 +158,37 @@ def limit_wait(session: Session, seconds: float) -> None:
     """
     conn = session.connection()
     if conn.dialect.name == "postgresql":
-        ms = max(1, int(seconds * 1000))
-        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {ms}")
-        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {ms}")
+        ms = str(max(1, int(seconds * 1000)))
+        conn.execute(
+            sa.text(
+                "SELECT set_config('statement_timeout', :ms, true), set_config('lock_timeout', :ms, true)"
+            ),
+            {"ms": ms},
+        )
+
+
+def insert_unless_exists(session: Session, model: Any, unique: list[str], values: dict[str, Any]) -> Any:
+    """``INSERT ... ON CONFLICT (unique) DO NOTHING RETURNING id``: one round trip.
+
+    Executing it gives the new row's id, or None when a row with the same unique key is
+    already there (SQLite and PostgreSQL; other databases get a plain INSERT).
+    """
+    dialect = session.get_bind(model).dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    else:
+        return sa.insert(model).values(**values).returning(model.id)
+    return insert(model).values(**values).on_conflict_do_nothing(index_elements=unique).returning(model.id)
+
+
+@contextmanager
+def kept_after_commit(session: Session) -> Iterator[None]:
+    """Objects stay loaded after commits inside this block (no reload query to read them)."""
+    previous = session.expire_on_commit
+    session.expire_on_commit = False
+    try:
+        yield
+    finally:
+        session.expire_on_commit = previous

@@ -59,6 +59,7 @@ class StarsState:
         self.spool = Spool(settings.spool_dir or os.path.join(app.instance_path, "stars-spool"))
         self.blueprint_registered = False
         self.url_prefix = ""
+        self._resolved: dict[str, tuple[Any, Any]] = {}  # config value -> its callable
         # Set only by attach_sandbox() in a process that runs the emulator; it turns on
         # the /stars/sandbox/ pages, which 404 everywhere else.
         self.sandbox: Any = None
@@ -69,10 +70,16 @@ class StarsState:
         """The SQLAlchemy session flask_stars reads and writes with (the host's, if any)."""
         return self.database.session
 
+    def _configured(self, key: str) -> Callable[..., Any] | None:
+        value = self.app.config.get(key)
+        cached = self._resolved.get(key)
+        if cached is None or cached[0] is not value:
+            cached = (value, resolve_callable(value, key))
+            self._resolved[key] = cached
+        return cached[1]
+
     def credit_callback(self) -> Callable[[Payment], Any]:
-        callback = self.extension._credit or resolve_callable(
-            self.app.config.get("STARS_CREDIT_CALLBACK"), "STARS_CREDIT_CALLBACK"
-        )
+        callback = self.extension._credit or self._configured("STARS_CREDIT_CALLBACK")
         if callback is None:
             raise MissingCallbackError(
                 "flask_stars has no credit callback: set STARS_CREDIT_CALLBACK or decorate a "
@@ -82,9 +89,7 @@ class StarsState:
         return callback
 
     def debit_callback(self) -> Callable[[Payment], Any] | None:
-        return self.extension._debit or resolve_callable(
-            self.app.config.get("STARS_DEBIT_CALLBACK"), "STARS_DEBIT_CALLBACK"
-        )
+        return self.extension._debit or self._configured("STARS_DEBIT_CALLBACK")
 
     def credit(self, payment: Payment) -> None:
         self.credit_callback()(payment)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import SQLAlchemyError
 from telebot import types
 
-from .db import limit_wait
+from .db import kept_after_commit, limit_wait
 from .errors import BotApiError, MissingCallbackError
 from .messages import message
 from .models import UpdateKind
@@ -228,25 +228,28 @@ def handle_charge(
     error propagates (500: Telegram redelivers; ``flask stars replay --failed`` applies it).
     """
     try:
-        row, already_done = log_update(state, update_id, kind, body)
+        row_id, already_done = log_update(state, update_id, kind, body)
     except SQLAlchemyError:
         _rollback_quietly(state)
         state.spool.put(update_id, body)
         raise
     if already_done:
         return Outcome(kind, "duplicate update")
-    try:
-        report = parse_charge(msg, kind, update_id)
-        if kind == UpdateKind.SUCCESSFUL_PAYMENT:
-            result = record_payment(state, report, row.id)
-        else:
-            refunded = mark_refunded(state, report.telegram_payment_charge_id, report.total_amount, row.id)
-    except Exception as exc:
-        mark_failed(state, row.id, exc)
-        raise
-    if kind == UpdateKind.REFUNDED_PAYMENT:
-        return Outcome(kind, "refunded" if refunded is not None else "noted")
-    announce_payment(state, result)
+    with kept_after_commit(state.session):  # signals read the payment after the commit
+        try:
+            report = parse_charge(msg, kind, update_id)
+            if kind == UpdateKind.SUCCESSFUL_PAYMENT:
+                result = record_payment(state, report, row_id)
+            else:
+                refunded = mark_refunded(
+                    state, report.telegram_payment_charge_id, report.total_amount, row_id
+                )
+        except Exception as exc:
+            mark_failed(state, row_id, exc)
+            raise
+        if kind == UpdateKind.REFUNDED_PAYMENT:
+            return Outcome(kind, "refunded" if refunded is not None else "noted")
+        announce_payment(state, result)
     if result.duplicate_delivery:
         return Outcome(kind, "duplicate charge")
     return Outcome(kind, "credited" if result.credited else str(result.payment.problem))

@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from . import signals, subscriptions
 from .botapi import XTR
-from .db import lock_for_write
+from .db import insert_unless_exists, lock_for_write
 from .errors import BotApiError, NotFound, ServerError
 from .models import (
     Order,
@@ -187,12 +188,18 @@ def open_invoice(ctx: StarsState, user_id: int, pack: Pack) -> tuple[Order, bool
             )
             ctx.session.commit()
         raise
-    ctx.session.execute(
-        sa.update(Order).where(Order.id == order.id, Order.invoice_url.is_(None)).values(invoice_url=url)
-    )
+    stored = ctx.session.execute(
+        sa.update(Order)
+        .where(Order.id == order.id, Order.invoice_url.is_(None))
+        .values(invoice_url=url)
+        .execution_options(synchronize_session=False)
+    ).rowcount
     ctx.session.commit()
-    order = _fresh_order(ctx, order.id)
-    assert order is not None
+    if stored:
+        set_committed_value(order, "invoice_url", url)
+    else:  # a concurrent click stored its link first: hand out that one
+        order = _fresh_order(ctx, order.id)
+        assert order is not None
     if created:
         ctx.send(signals.order_created, order=order)
     return order, created
@@ -237,36 +244,41 @@ def order_status(order: Order, now: datetime | None = None) -> str:
 def decide_pre_checkout(ctx: StarsState, query: PreCheckout) -> PreCheckoutDecision:
     """Approve or refuse a pre-checkout query by DESIGN §4, taking the hold when approving.
 
-    Costs one primary-key read and one conditional UPDATE, so it answers in milliseconds.
+    The approval is one conditional UPDATE that checks every rule and takes the hold at
+    once (atomic, so two racing pre-checkouts cannot both win). Only when it matches
+    nothing is the order read, to tell the buyer why.
     """
     order_id = order_id_from_payload(query.invoice_payload)
-    order = _fresh_order(ctx, order_id) if order_id else None
-    reason = _refusal(ctx, query, order)
-    if reason is None and order is not None:
+    if order_id is not None and query.currency == XTR:
         now = utcnow()
+        held_by_this_query = sa.and_(Order.hold_query_id == query.id, Order.held_until > now)
+        owner = sa.true() if ctx.settings.allow_gifts else Order.user_id == query.user_id
         taken = ctx.session.execute(
             sa.update(Order)
             .where(
-                Order.id == order.id,
+                Order.id == order_id,
                 Order.status == OrderStatus.PENDING,
-                sa.or_(
-                    Order.held_until.is_(None),
-                    Order.held_until <= now,
-                    Order.hold_query_id == query.id,  # Telegram redelivered the same query
-                ),
+                Order.stars == query.total_amount,
+                owner,
+                sa.or_(Order.expires_at > now, held_by_this_query),
+                # Free, or held by this same query (Telegram redelivered it).
+                sa.or_(Order.held_until.is_(None), Order.held_until <= now, Order.hold_query_id == query.id),
             )
             .values(
                 held_by=query.user_id,
                 held_until=now + timedelta(seconds=ctx.settings.pre_checkout_hold),
                 hold_query_id=query.id[:64],
             )
+            .execution_options(synchronize_session=False)
         ).rowcount
-        ctx.session.commit()
-        if not taken:
-            reason = "order_held"
-    else:
+        if taken:
+            ctx.session.commit()
+            return PreCheckoutDecision(ok=True)
         ctx.session.rollback()
-    return PreCheckoutDecision(ok=reason is None, reason=reason, order=order)
+    order = _fresh_order(ctx, order_id) if order_id else None
+    ctx.session.rollback()
+    reason = _refusal(ctx, query, order) or "order_held"
+    return PreCheckoutDecision(ok=False, reason=reason, order=order)
 
 
 def _refusal(ctx: StarsState, query: PreCheckout, order: Order | None) -> str | None:
@@ -294,23 +306,20 @@ def record_payment(ctx: StarsState, report: ChargeReport, log_row_id: int | None
     """Record a ``successful_payment`` and credit it, exactly once, in one transaction.
 
     The charge is locked first (``lock_for_write``), so deliveries of one charge and its
-    refund take turns in every worker; the unique charge id backs that up. Then the
-    ledger row goes in, the order is locked and decided on, the host's credit callback
-    runs, and one commit ends it. If the callback raises, everything rolls back and the error propagates, so
-    the webhook answers 500 and Telegram redelivers.
+    refund take turns in every worker. The order is locked and decided on, the ledger row
+    goes in with one INSERT (its unique charge id turns a duplicate into an
+    IntegrityError), the host's credit callback runs, and one commit ends it. If the
+    callback raises, everything rolls back and the error propagates, so the webhook
+    answers 500 and Telegram redelivers.
     """
     session = ctx.session
     charge_id = report.telegram_payment_charge_id
     lock_for_write(session, charge_id)
-    existing = _payment_by_charge(ctx, charge_id)
-    if existing is not None:
-        _mark_processed(ctx, log_row_id)
-        session.commit()
-        return PaymentResult(existing, duplicate_delivery=True)
-
     now = utcnow()
+    order_id = order_id_from_payload(report.invoice_payload)
+    order = _fresh_order(ctx, order_id, lock=True) if order_id else None
     payment = Payment(
-        telegram_payment_charge_id=report.telegram_payment_charge_id,
+        telegram_payment_charge_id=charge_id,
         provider_payment_charge_id=report.provider_payment_charge_id or None,
         user_id=report.user_id,
         payer_id=report.user_id,
@@ -323,20 +332,6 @@ def record_payment(ctx: StarsState, report: ChargeReport, log_row_id: int | None
         update_id=report.update_id,
         raw=report.raw,
     )
-    session.add(payment)
-    try:
-        session.flush()
-    except IntegrityError:
-        session.rollback()  # the same charge is being recorded by another delivery
-        existing = _payment_by_charge(ctx, report.telegram_payment_charge_id)
-        if existing is None:
-            raise
-        _mark_processed(ctx, log_row_id)
-        session.commit()
-        return PaymentResult(existing, duplicate_delivery=True)
-
-    order_id = order_id_from_payload(report.invoice_payload)
-    order = _fresh_order(ctx, order_id, lock=True) if order_id else None
     result = PaymentResult(payment)
     renewal = False
     if order is None:
@@ -355,8 +350,7 @@ def record_payment(ctx: StarsState, report: ChargeReport, log_row_id: int | None
 
     waiting_refund = session.scalar(
         sa.select(RefundNotice).where(
-            RefundNotice.telegram_payment_charge_id == report.telegram_payment_charge_id,
-            RefundNotice.applied.is_(False),
+            RefundNotice.telegram_payment_charge_id == charge_id, RefundNotice.applied.is_(False)
         )
     )
     if waiting_refund is not None:
@@ -372,18 +366,30 @@ def record_payment(ctx: StarsState, report: ChargeReport, log_row_id: int | None
         assert order is not None
         if not renewal:
             _close_order(order, OrderStatus.PAID, now)
-        if subscriptions.is_subscription(ctx, order, report):
-            subscriptions.record_period(ctx, payment, order, report, now)
         result.credited = True
     elif payment.problem == "order_already_paid":
         if ctx.settings.duplicate_payment == "credit":
             result.credited = True
         else:
             result.refund_due = True
+    payment.credited = result.credited
+
+    session.add(payment)
+    try:
+        session.flush()
+    except IntegrityError:
+        # The charge is already in the ledger: a redelivery in a new update.
+        session.rollback()
+        existing = _payment_by_charge(ctx, charge_id)
+        if existing is None:
+            raise
+        _mark_processed(ctx, log_row_id)
+        session.commit()
+        return PaymentResult(existing, duplicate_delivery=True)
 
     if result.credited:
-        payment.credited = True
-        session.flush()
+        if order is not None and subscriptions.is_subscription(ctx, order, report):
+            subscriptions.record_period(ctx, payment, order, report, now)
         _lock_user(ctx, payment.user_id)
         ctx.credit(payment)  # the host's callback, inside this transaction
     _mark_processed(ctx, log_row_id)
@@ -555,8 +561,8 @@ def log_update(
     *,
     processed: bool = False,
     note: str | None = None,
-) -> tuple[UpdateLog, bool]:
-    """Write an update to the raw log in its own transaction: ``(row, already_processed)``.
+) -> tuple[int, bool]:
+    """Write an update to the raw log in its own transaction: ``(row id, already_processed)``.
 
     A redelivery of an update that was fully handled returns ``already_processed=True``.
     An update is the same only if its id *and* its body match: Telegram restarts its ids at
@@ -564,40 +570,38 @@ def log_update(
     """
     session = ctx.session
     digest = hashlib.sha256(body.encode()).hexdigest()
-    if update_id is not None:
-        row = session.scalar(
-            sa.select(UpdateLog)
-            .where(UpdateLog.update_id == update_id, UpdateLog.digest == digest)
-            .execution_options(populate_existing=True)
-        )
-        if row is not None:
-            if row.processed:
-                return row, True
-            row.attempts += 1
-            session.commit()
-            return row, False
     now = utcnow()
-    row = UpdateLog(
-        update_id=update_id,
-        digest=digest,
-        kind=kind,
-        body=body,
-        attempts=1,
-        processed=processed,
-        processed_at=now if processed else None,
-        error=note,
-        received_at=now,
-    )
-    session.add(row)
-    try:
+    values = {
+        "update_id": update_id,
+        "digest": digest,
+        "kind": kind,
+        "body": body,
+        "attempts": 1,
+        "processed": processed,
+        "processed_at": now if processed else None,
+        "error": note,
+        "received_at": now,
+    }
+    row_id = session.execute(
+        insert_unless_exists(session, UpdateLog, ["update_id", "digest"], values)
+    ).scalar()
+    if row_id is not None:
         session.commit()
-    except IntegrityError:
+        return row_id, False
+    # Logged before: a redelivery (or a concurrent delivery) of the same update.
+    existing = session.execute(
+        sa.select(UpdateLog.id, UpdateLog.processed).where(
+            UpdateLog.update_id == update_id, UpdateLog.digest == digest
+        )
+    ).one()
+    if existing.processed:
         session.rollback()
-        if update_id is None:
-            raise
-        # The same update is being logged by a concurrent delivery: use its row.
-        return log_update(ctx, update_id, kind, body, processed=processed, note=note)
-    return row, False
+        return existing.id, True
+    session.execute(
+        sa.update(UpdateLog).where(UpdateLog.id == existing.id).values(attempts=UpdateLog.attempts + 1)
+    )
+    session.commit()
+    return existing.id, False
 
 
 def _mark_processed(ctx: StarsState, log_row_id: int | None) -> None:

@@ -41,6 +41,12 @@ class QuietRequestHandler(WSGIRequestHandler):
         pass
 
 
+class KeepAliveRequestHandler(QuietRequestHandler):
+    """HTTP/1.1 with keep-alive, as Telegram's Bot API server speaks it."""
+
+    protocol_version = "HTTP/1.1"
+
+
 class ApiError(Exception):
     """Answered as ``{"ok": false, "error_code", "description"}``."""
 
@@ -159,7 +165,7 @@ class Sandbox:
 
     def start(self) -> Sandbox:
         self._server = make_server(
-            self.host, self.port, self._wsgi, threaded=True, request_handler=QuietRequestHandler
+            self.host, self.port, self._wsgi, threaded=True, request_handler=KeepAliveRequestHandler
         )
         self.port = self._server.server_port
         self._thread = threading.Thread(
