@@ -166,11 +166,12 @@ def handle_subscription_update(
 def handle_pre_checkout(
     state: StarsState, query: PreCheckout, update_id: int | None, body: str, *, can_reply: bool = False
 ) -> Outcome:
-    """Decide and answer at once; logging and signals wait (it moves no money, its answer
-    is due in 10 s).
+    """Decide, answer, then commit the hold together with the log row (one commit).
 
-    With ``STARS_ANSWER_IN_RESPONSE`` and ``can_reply`` (a webhook request), the answer
-    goes back as the webhook's own reply, saving a round trip to the Bot API; otherwise
+    Telegram gets the answer before anything is committed: it is due in 10 s, and the
+    approval's row lock already keeps a racing second pre-checkout waiting. With
+    ``STARS_ANSWER_IN_RESPONSE`` and ``can_reply`` (a webhook request), the answer goes
+    back as the webhook's own reply and the commit follows the response; otherwise
     ``answerPreCheckoutQuery`` is called and its failure makes Telegram redeliver.
     """
     try:
@@ -183,12 +184,14 @@ def handle_pre_checkout(
         decision = PreCheckoutDecision(ok=False, reason="try_again")
     error_message = None if decision.ok else message(decision.reason or "try_again", query.language_code)
 
-    def after() -> None:
+    def commit_and_log() -> None:
         try:
             log_update(state, update_id, UpdateKind.PRE_CHECKOUT, body, processed=True, note=decision.reason)
         except Exception:
             log.exception("flask_stars: could not log pre-checkout %s", query.id)
             _rollback_quietly(state)
+
+    def announce() -> None:
         if not decision.ok:
             state.send(
                 pre_checkout_rejected,
@@ -207,16 +210,22 @@ def handle_pre_checkout(
         }
         if error_message:
             reply["error_message"] = error_message
+
+        def after() -> None:
+            commit_and_log()
+            announce()
+
         return Outcome("pre_checkout_query", detail, reply=reply, after=after)
-    outcome = Outcome("pre_checkout_query", detail, after=after)
     try:
         state.gateway.answer_pre_checkout(query.id, decision.ok, error_message)
     except BotApiError as exc:
         if exc.error_code != 400:
+            _rollback_quietly(state)
             raise  # Telegram busy or unreachable: answer 500 so it redelivers and we answer again
         # 400: the query was already answered or is too old; a redelivery cannot help.
         log.warning("flask_stars: Telegram refused our answer to pre-checkout %s: %s", query.id, exc)
-    return outcome
+    commit_and_log()
+    return Outcome("pre_checkout_query", detail, after=announce)
 
 
 def handle_charge(

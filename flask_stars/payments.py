@@ -245,8 +245,9 @@ def decide_pre_checkout(ctx: StarsState, query: PreCheckout) -> PreCheckoutDecis
     """Approve or refuse a pre-checkout query by DESIGN §4, taking the hold when approving.
 
     The approval is one conditional UPDATE that checks every rule and takes the hold at
-    once (atomic, so two racing pre-checkouts cannot both win). Only when it matches
-    nothing is the order read, to tell the buyer why.
+    once (atomic, so two racing pre-checkouts cannot both win), left for the caller to
+    commit after answering. Only when it matches nothing is the order read, to tell the
+    buyer why.
     """
     order_id = order_id_from_payload(query.invoice_payload)
     if order_id is not None and query.currency == XTR:
@@ -272,7 +273,9 @@ def decide_pre_checkout(ctx: StarsState, query: PreCheckout) -> PreCheckoutDecis
             .execution_options(synchronize_session=False)
         ).rowcount
         if taken:
-            ctx.session.commit()
+            # Left uncommitted: the caller answers Telegram first and then commits the hold
+            # (with the log row). Until then the row lock keeps a racing second pre-checkout
+            # waiting; if the commit were lost, only the hold would be, never a payment.
             return PreCheckoutDecision(ok=True)
         ctx.session.rollback()
     order = _fresh_order(ctx, order_id) if order_id else None

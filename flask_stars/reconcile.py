@@ -97,8 +97,9 @@ def reconcile(
     report = ReconcileReport(dry_run=dry_run, start_offset=offset, end_offset=offset)
     while True:
         page = ctx.gateway.star_transactions(offset, page_size)
+        known = _ledger_statuses(ctx, page)
         for tx in page:
-            _one(ctx, tx, report, dry_run)
+            _one(ctx, tx, known.get(tx.get("id")), report, dry_run)
         offset += len(page)
         report.read += len(page)
         report.end_offset = offset
@@ -110,30 +111,41 @@ def reconcile(
             return report
 
 
-def _one(ctx: StarsState, tx: dict[str, Any], report: ReconcileReport, dry_run: bool) -> None:
+def _ledger_statuses(ctx: StarsState, page: list[dict[str, Any]]) -> dict[str, str]:
+    """The ledger status of every charge on the page, in one query."""
+    ids = [tx["id"] for tx in page if isinstance(tx.get("id"), str)]
+    if not ids:
+        return {}
+    rows = ctx.session.execute(
+        sa.select(Payment.telegram_payment_charge_id, Payment.status).where(
+            Payment.telegram_payment_charge_id.in_(ids)
+        )
+    ).all()
+    ctx.session.rollback()
+    return {charge_id: status for charge_id, status in rows}
+
+
+def _one(
+    ctx: StarsState, tx: dict[str, Any], status: str | None, report: ReconcileReport, dry_run: bool
+) -> None:
+    """One transaction; ``status`` is its payment's in the ledger (None: not there)."""
     direction, partner = _kind(tx)
     charge_id = tx.get("id")
     if direction == "other" or not isinstance(charge_id, str) or not charge_id:
         report.other += 1
         return
     session = ctx.session
-    payment = session.scalar(
-        sa.select(Payment)
-        .where(Payment.telegram_payment_charge_id == charge_id)
-        .execution_options(populate_existing=True)
-    )
-    session.rollback()
     if direction == "out":
-        if payment is None:
+        if status is None:
             report._example(tx, "a refund of a charge the ledger does not know")
-        elif payment.status == PaymentStatus.REFUNDED:
+        elif status == PaymentStatus.REFUNDED:
             report.already_recorded += 1
         else:
             report.refunds_applied += 1
             if not dry_run:
                 mark_refunded(ctx, charge_id, int(tx.get("amount") or 0), reason="found by reconcile")
         return
-    if payment is not None:
+    if status is not None:
         report.already_recorded += 1
         return
     payload = partner.get("invoice_payload") or ""
