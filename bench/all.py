@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import growth, invoices, payments, sqlcount, startup
+from bench import growth, invoices, payments, reconciliation, sqlcount, startup
 from bench.common import DBS, Report, log, machine_line, print_report
 
 
@@ -28,6 +28,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--answer-in-response", action="store_true", help="figures 1-2 with STARS_ANSWER_IN_RESPONSE"
+    )
+    parser.add_argument(
+        "--count", type=int, default=reconciliation.COUNT, help="4b: sandbox transactions to reconcile"
     )
     args = parser.parse_args()
     dbs = DBS if args.db == "both" else (args.db,)
@@ -44,10 +47,9 @@ def main() -> None:
         for db in dbs:
             steps.append(("payments + latency (1, 2)", db, lambda db: payments.run(db, workdir, args)))
             steps.append(("invoices (3)", db, lambda db: invoices.run(db, workdir, args)))
-            if args.skip_growth:
-                report.rows.append(growth.reconcile_slot(db))
-            else:
-                steps.append(("growth (4a, 4b)", db, lambda db: growth.run(db, workdir, args)))
+            if not args.skip_growth:
+                steps.append(("growth (4a)", db, lambda db: growth.run(db, workdir, args)))
+            steps.append(("reconcile (4b)", db, lambda db: reconciliation.run(db, workdir, args)))
         for name, db, step in steps:
             t0 = time.perf_counter()
             log(f"== {name}" + (f" on {db}" if db else ""))

@@ -230,7 +230,6 @@ def run(db: str, workdir: Path, args: argparse.Namespace) -> Report:
         f"{ms(pct(lat['big'], 0.5))}/{ms(pct(lat['big'], 0.99))}"
         + "".join(f"; failures {f}" for f in failures)
     )
-    report.rows.append(reconcile_slot(db))
     return report
 
 
@@ -247,17 +246,6 @@ def drop_ledgers(db: str, urls: dict[str, str]) -> None:
 
 def _k(n: int) -> str:
     return f"{n / 1_000_000:g}M" if n >= 1_000_000 else f"{n / 1000:g}k"
-
-
-def reconcile_slot(db: str) -> Row:
-    """4b: reconcile over 100,000 sandbox transactions, once the feature exists (issue 5)."""
-    return Row(
-        f"4b. reconcile 100,000 sandbox transactions [{db}]",
-        "not measured: reconcile lands with issue 5",
-        "—",
-        None,
-        "—",
-    )
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:

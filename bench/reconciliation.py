@@ -20,8 +20,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from telebot import apihelper
 
-from bench.benchapp import create_app
-from bench.common import TOKEN, Report, Row, fresh_database, log, main
+from bench.benchapp import TOKEN, create_app
+from bench.common import Report, Row, fresh_database, log, main
 from flask_stars.models import Payment
 from flask_stars.reconcile import reconcile
 from flask_stars.sandbox import Sandbox
