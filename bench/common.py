@@ -128,37 +128,23 @@ def preload_orders(url: str, n: int, *, bare: bool, user_base: int) -> list[tupl
         conn.execute(
             sa.text("INSERT INTO host_users (id, coins) VALUES (:id, 0)"), [{"id": u} for u in users]
         )
+        rows = [
+            {
+                "id": oid,
+                "user_id": u,
+                "pack_id": PACK1["id"],
+                "stars": PACK1["stars"],
+                "status": "pending",
+                "invoice_url": f"https://t.me/$bench{oid}",
+            }
+            for oid, u in jobs
+        ]
         if bare:
-            conn.execute(
-                bare_orders.insert(),
-                [
-                    {
-                        "id": oid,
-                        "user_id": u,
-                        "pack_id": PACK1["id"],
-                        "stars": PACK1["stars"],
-                        "status": "pending",
-                        "invoice_url": f"https://t.me/$bench{oid}",
-                    }
-                    for oid, u in jobs
-                ],
-            )
+            conn.execute(bare_orders.insert(), rows)
         else:
+            later = now + timedelta(hours=2)
             conn.execute(
-                Order.__table__.insert(),
-                [
-                    {
-                        "id": oid,
-                        "user_id": u,
-                        "pack_id": PACK1["id"],
-                        "stars": PACK1["stars"],
-                        "status": "pending",
-                        "invoice_url": f"https://t.me/$bench{oid}",
-                        "created_at": now,
-                        "expires_at": now + timedelta(hours=2),
-                    }
-                    for oid, u in jobs
-                ],
+                Order.__table__.insert(), [{**r, "created_at": now, "expires_at": later} for r in rows]
             )
     engine.dispose()
     return jobs
