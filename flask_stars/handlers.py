@@ -171,7 +171,7 @@ def handle_pre_checkout(
     Telegram gets the answer before anything is committed: it is due in 10 s, and the
     approval's row lock already keeps a racing second pre-checkout waiting. With
     ``STARS_ANSWER_IN_RESPONSE`` and ``can_reply`` (a webhook request), the answer goes
-    back as the webhook's own reply and the commit follows the response; otherwise
+    back as the webhook's own reply instead (the commit comes just before it); otherwise
     ``answerPreCheckoutQuery`` is called and its failure makes Telegram redeliver.
     """
     try:
@@ -210,12 +210,10 @@ def handle_pre_checkout(
         }
         if error_message:
             reply["error_message"] = error_message
-
-        def after() -> None:
-            commit_and_log()
-            announce()
-
-        return Outcome("pre_checkout_query", detail, reply=reply, after=after)
+        # Committed before the reply leaves: after the response this request's session is
+        # gone (Flask tears the app context down first), and the hold with it.
+        commit_and_log()
+        return Outcome("pre_checkout_query", detail, reply=reply, after=announce)
     try:
         state.gateway.answer_pre_checkout(query.id, decision.ok, error_message)
     except BotApiError as exc:

@@ -166,6 +166,12 @@ def test_answer_in_the_webhook_reply_saves_the_round_trip(make_shop):
     }
     (answer,) = [c for c in shop.tg.calls if c.method == "answerPreCheckoutQuery"]
     assert answer.http_method == "WEBHOOK-REPLY"  # no Bot API request was made
+    # The hold is taken in this mode too: a second device is refused while it lasts.
+    other = shop.invoice(42, "stars_pack_2").json()
+    assert shop.tg.pay(other["invoice_url"], 42, deliver_payment=False).ok
+    assert shop.order(other["order_id"]).hold_query_id is not None
+    second = shop.tg.pay(other["invoice_url"], 42, deliver_payment=False)
+    assert not second.ok and "already being paid" in second.pre_checkout.body["error_message"]
     refused = shop.tg.pay(order["invoice_url"], 42, deliver_payment=False)
     assert not refused.ok and "already paid" in refused.pre_checkout.body["error_message"]
-    assert len(_logged_pre_checkouts(shop, 2)) == 2
+    assert len(_logged_pre_checkouts(shop, 4)) == 4
