@@ -528,7 +528,7 @@ def mark_refunded(
             session.commit()
         except IntegrityError:
             session.rollback()  # the same refund is being noted by another delivery
-            return mark_refunded(ctx, charge_id, stars, log_row_id)
+            return mark_refunded(ctx, charge_id, stars, log_row_id, reason)
         return None
     if payment.status == PaymentStatus.REFUNDED:
         _mark_processed(ctx, log_row_id)

@@ -295,19 +295,26 @@ class Sandbox:
             if body["method"] == "answerPreCheckoutQuery":
                 self._answer_pre_checkout(params)
 
-    def send_text(self, user: int | dict[str, Any], text: str) -> Delivery:
-        """The user writes ``text`` to the bot in a private chat (e.g. ``/buy_stars``)."""
+    def message_update(self, user: int | dict[str, Any], **content: Any) -> dict[str, Any]:
+        """An update carrying a message from ``user`` in their private chat with the bot."""
         u = make_user(user)
-        msg: dict[str, Any] = {
+        message: dict[str, Any] = {
             "message_id": self.next_id(),
             "from": u,
             "chat": {"id": u["id"], "type": "private", "first_name": u.get("first_name", "")},
             "date": int(time.time()),
-            "text": text,
+            **content,
         }
+        return {"update_id": self.next_id(), "message": message}
+
+    def send_text(self, user: int | dict[str, Any], text: str) -> Delivery:
+        """The user writes ``text`` to the bot in a private chat (e.g. ``/buy_stars``)."""
+        update = self.message_update(user, text=text)
         if text.startswith("/"):
-            msg["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
-        return self.deliver({"update_id": self.next_id(), "message": msg})
+            update["message"]["entities"] = [
+                {"type": "bot_command", "offset": 0, "length": len(text.split()[0])}
+            ]
+        return self.deliver(update)
 
     def press_button(
         self, user: int | dict[str, Any], callback_data: str, chat_id: int | None = None
@@ -420,17 +427,7 @@ class Sandbox:
                 ]
             self.balance += amount
             self.transactions.append({"id": charge_id, "amount": amount, "date": now, "source": source})
-        update = {
-            "update_id": self.next_id(),
-            "message": {
-                "message_id": self.next_id(),
-                "from": u,
-                "chat": {"id": u["id"], "type": "private", "first_name": u.get("first_name", "")},
-                "date": now,
-                "successful_payment": payment,
-            },
-        }
-        return charge_id, update
+        return charge_id, self.message_update(u, successful_payment=payment)
 
     def _wait_answer(self, query_id: str, timeout: float) -> dict[str, Any] | None:
         deadline = time.monotonic() + timeout
@@ -631,22 +628,15 @@ class Sandbox:
                     },
                 }
             )
-        u = make_user(charge["user_id"])
-        update = {
-            "update_id": self.next_id(),
-            "message": {
-                "message_id": self.next_id(),
-                "from": u,
-                "chat": {"id": u["id"], "type": "private", "first_name": u.get("first_name", "")},
-                "date": int(time.time()),
-                "refunded_payment": {
-                    "currency": XTR,
-                    "total_amount": charge["amount"],
-                    "invoice_payload": charge["payload"],
-                    "telegram_payment_charge_id": charge_id,
-                },
+        update = self.message_update(
+            charge["user_id"],
+            refunded_payment={
+                "currency": XTR,
+                "total_amount": charge["amount"],
+                "invoice_payload": charge["payload"],
+                "telegram_payment_charge_id": charge_id,
             },
-        }
+        )
         if self.deliver_refund_updates and self.webhook.get("url"):
             self._deliver_later(update)
         return update

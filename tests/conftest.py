@@ -44,6 +44,17 @@ def load_update(name: str) -> dict[str, Any]:
     return json.loads((FIXTURES / f"{name}.json").read_text())
 
 
+def refunded_payment_update(charge_id: str, user_id: int, payload: str | None = None) -> dict[str, Any]:
+    """The real ``refunded_payment`` update shape, for this charge and user."""
+    update = load_update("refunded_payment")
+    msg = update["message"]
+    msg["from"]["id"] = msg["chat"]["id"] = user_id
+    msg["refunded_payment"]["telegram_payment_charge_id"] = charge_id
+    if payload is not None:
+        msg["refunded_payment"]["invoice_payload"] = payload
+    return update
+
+
 def _reset_database(url: str) -> None:
     engine = sa.create_engine(url)
     with engine.begin() as conn:

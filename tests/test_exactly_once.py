@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from flask_stars import payment_unmatched
 from flask_stars.models import UpdateLog, payload_for
+from tests.conftest import refunded_payment_update
 
 
 def test_redelivered_update_credits_nothing(shop):
@@ -146,21 +147,7 @@ def test_second_payment_credited_under_credit_policy(make_shop):
 def test_refund_before_payment_is_kept_and_applied(shop):
     order = shop.invoice(42).json()
     attempt = shop.tg.pay(order["invoice_url"], 42, deliver_payment=False)
-    refund = {
-        "update_id": shop.tg.next_id(),
-        "message": {
-            "message_id": 1,
-            "date": 0,
-            "from": {"id": 42, "is_bot": False, "first_name": "A"},
-            "chat": {"id": 42, "type": "private"},
-            "refunded_payment": {
-                "currency": "XTR",
-                "total_amount": 10,
-                "invoice_payload": payload_for(order["order_id"]),
-                "telegram_payment_charge_id": attempt.charge_id,
-            },
-        },
-    }
+    refund = refunded_payment_update(attempt.charge_id, 42, payload_for(order["order_id"]))
     assert shop.tg.deliver(refund).body["detail"] == "noted"
     assert shop.tg.deliver(attempt.payment_update).status == 200
     assert shop.balance(42) == 0
@@ -171,9 +158,7 @@ def test_refund_before_payment_is_kept_and_applied(shop):
 
 def test_refunded_payment_debits_once(shop):
     _, attempt = shop.buy(42)
-    refund = _fixture("refunded_payment")
-    refund["message"]["from"]["id"] = refund["message"]["chat"]["id"] = 42
-    refund["message"]["refunded_payment"]["telegram_payment_charge_id"] = attempt.charge_id
+    refund = refunded_payment_update(attempt.charge_id, 42)
     assert shop.post_webhook(refund).json()["detail"] == "refunded"
     refund["update_id"] += 1
     assert shop.post_webhook(refund).json()["detail"] == "noted"

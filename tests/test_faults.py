@@ -134,13 +134,10 @@ def test_payment_before_its_pre_checkout_was_answered_is_credited(shop):
 
 
 def test_old_payment_update_after_its_refund_changes_nothing(shop):
-    from tests.conftest import load_update
+    from tests.conftest import refunded_payment_update
 
     order_id, attempt = shop.buy(42)
-    refund = load_update("refunded_payment")
-    refund["message"]["from"]["id"] = refund["message"]["chat"]["id"] = 42
-    refund["message"]["refunded_payment"]["telegram_payment_charge_id"] = attempt.charge_id
-    shop.post_webhook(refund)
+    shop.post_webhook(refunded_payment_update(attempt.charge_id, 42))
     assert shop.balance(42) == 0
     assert shop.tg.deliver(attempt.payment_update).status == 200  # an old update, redelivered
     assert shop.balance(42) == 0

@@ -7,7 +7,7 @@ import threading
 from telebot import TeleBot, types
 
 from flask_stars.testing import TEST_TOKEN
-from tests.conftest import load_update
+from tests.conftest import load_update, refunded_payment_update
 
 
 def test_threaded_host_bot_gets_other_updates_and_payments_stay_synchronous(make_shop):
@@ -83,9 +83,7 @@ def test_polling_bot_with_register_handlers_credits_and_debits(make_shop):
     polling_bot.process_new_updates([types.Update.de_json(paid)])  # getUpdates replays after a restart
     assert shop.balance(11) == 1_000_000
 
-    refund = load_update("refunded_payment")
-    refund["message"]["from"]["id"] = refund["message"]["chat"]["id"] = 11
-    refund["message"]["refunded_payment"]["invoice_payload"] = inv.payload
+    refund = refunded_payment_update("stxAbC123exampleOpaqueChargeId", 11, inv.payload)
     # telebot 4.37 gives this message content_type None; the handler must still fire.
     assert types.Update.de_json(refund).message.content_type is None
     polling_bot.process_new_updates([types.Update.de_json(refund)])
