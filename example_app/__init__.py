@@ -14,8 +14,7 @@ from typing import Any
 from flask import Flask, jsonify, render_template
 from telebot import TeleBot, types
 
-from flask_stars import FlaskStars, StarsConfigError, StarsHTTPError
-from flask_stars.auth import request_init_data
+from flask_stars import FlaskStars, StarsConfigError, StarsHTTPError, request_init_data
 
 from .models import User, db
 

@@ -12,8 +12,7 @@ import argparse
 import os
 import sys
 
-from flask_stars.sandbox import SANDBOX_TOKEN, Sandbox
-from flask_stars.sandbox_web import attach_sandbox
+from flask_stars.sandbox import SANDBOX_TOKEN, Sandbox, attach_sandbox
 
 from . import create_app
 

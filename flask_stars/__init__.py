@@ -4,16 +4,25 @@ Mount ``stars_bp`` (or use ``FlaskStars``), give a credit callback, and the app 
 ``/stars/invoice``, ``/stars/webhook`` and the rest; see the README.
 """
 
+from .auth import request_init_data
 from .blueprint import stars_bp
 from .errors import (
     BotApiError,
+    InvalidInitData,
     MissingCallbackError,
     NotInitialisedError,
+    OrderConflict,
+    OrderNotFound,
+    PackNotFound,
+    PaymentNotFound,
+    RateLimited,
     StarsConfigError,
     StarsError,
-    StarsHTTPError,
+    SubscriptionConflict,
+    SubscriptionNotFound,
 )
-from .extension import FlaskStars, get_state
+from .extension import FlaskStars
+from .http_errors import StarsHTTPError
 from .models import Order, Payment, UpdateLog, include_object
 from .packs import Pack
 from .signals import (
@@ -24,20 +33,30 @@ from .signals import (
     payment_unmatched,
     pre_checkout_rejected,
 )
+from .state import StarsState, get_state
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BotApiError",
     "FlaskStars",
+    "InvalidInitData",
     "MissingCallbackError",
     "NotInitialisedError",
     "Order",
+    "OrderConflict",
+    "OrderNotFound",
     "Pack",
+    "PackNotFound",
     "Payment",
+    "PaymentNotFound",
+    "RateLimited",
     "StarsConfigError",
     "StarsError",
     "StarsHTTPError",
+    "StarsState",
+    "SubscriptionConflict",
+    "SubscriptionNotFound",
     "UpdateLog",
     "get_state",
     "include_object",
@@ -47,5 +66,6 @@ __all__ = [
     "payment_succeeded",
     "payment_unmatched",
     "pre_checkout_rejected",
+    "request_init_data",
     "stars_bp",
 ]

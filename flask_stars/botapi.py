@@ -14,6 +14,7 @@ import requests
 from telebot import apihelper, types
 
 from .errors import BotApiError
+from .packs import XTR
 
 if TYPE_CHECKING:
     from telebot import TeleBot
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
     from .packs import Pack
 
 T = TypeVar("T")
-XTR = "XTR"
 SUBSCRIPTION_PERIOD = 2_592_000  # Telegram allows exactly 30 days
 #: Update types a payments bot must receive; allowed_updates is sticky, so set-webhook
 #: always sends this list (plus what the host asks for).
@@ -32,11 +32,12 @@ PAYMENT_UPDATES = ("message", "callback_query", "pre_checkout_query", "subscript
 def configure_transport(api_url: str | None, timeout: float | None) -> None:
     """Point telebot at ``api_url`` and set its timeouts (process-wide, as telebot keeps them)."""
     if api_url:
-        apihelper.API_URL = api_url.rstrip("/") + "/bot{0}/{1}"
-        apihelper.FILE_URL = api_url.rstrip("/") + "/file/bot{0}/{1}"
+        # telebot declares these None/int; it reads them as a format string and seconds.
+        apihelper.API_URL = api_url.rstrip("/") + "/bot{0}/{1}"  # type: ignore[assignment]
+        apihelper.FILE_URL = api_url.rstrip("/") + "/file/bot{0}/{1}"  # type: ignore[assignment]
     if timeout:
-        apihelper.CONNECT_TIMEOUT = timeout
-        apihelper.READ_TIMEOUT = timeout
+        apihelper.CONNECT_TIMEOUT = timeout  # type: ignore[assignment]
+        apihelper.READ_TIMEOUT = timeout  # type: ignore[assignment]
 
 
 def _call(method: str, fn: Callable[[], T]) -> T:
@@ -85,7 +86,7 @@ class BotGateway:
             "provider_token": None,  # telebot then omits it, as Telegram asks for XTR
             "currency": XTR,
             # XTR amounts are whole Stars: 10 Stars is amount=10, never 1000.
-            "prices": [types.LabeledPrice(label=pack.title, amount=pack.stars)],
+            "prices": [types.LabeledPrice(label=pack.title, amount=pack.stars)],  # type: ignore[no-untyped-call]
             "photo_url": pack.photo_url,
         }
 
@@ -128,7 +129,9 @@ class BotGateway:
             params["offset"] = offset
         result = _call(
             "getStarTransactions",
-            lambda: apihelper._make_request(self.bot.token, "getStarTransactions", params=params),
+            lambda: apihelper._make_request(  # type: ignore[no-untyped-call]
+                self.bot.token, "getStarTransactions", params=params
+            ),
         )
         return list(result.get("transactions") or [])
 

@@ -1,22 +1,51 @@
-"""``flask stars ...``: the operator's commands (click, on ``stars_bp.cli``)."""
+"""``flask stars ...``: the operator's commands.
+
+Each command is a module-level click command; ``register_cli`` adds them to the
+blueprint's ``flask stars`` group. Domain errors end as one line and exit code 1
+(``click.ClickException``), never a traceback.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
-from typing import Any
+import sys
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, TypeVar
 
 import click
 import sqlalchemy as sa
-from flask import Blueprint
+from flask import Blueprint, current_app
+from flask.cli import with_appcontext
 
 from .botapi import PAYMENT_UPDATES
-from .errors import BotApiError
-from .extension import get_state
-from .models import Order, Payment, UpdateLog
+from .errors import BotApiError, StarsError
+from .ledger import refund as refund_payment
+from .migrations import upgrade
+from .models import Order, Payment, Subscription, utcnow
+from .reconcile import ReconcileReport
+from .reconcile import reconcile as run_reconcile
+from .state import get_state
+from .subscriptions import get_subscription, set_canceled
+from .updates import replay as replay_updates
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _fail(exc: BotApiError) -> None:
-    raise click.ClickException(f"Telegram said: {exc.description}")
+def stars_errors(fn: F) -> F:
+    """Turn a domain error into one clear line and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except BotApiError as exc:
+            raise click.ClickException(f"Telegram said: {exc.description}") from None
+        except StarsError as exc:
+            raise click.ClickException(exc.message) from None
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _rows(rows: list[dict[str, Any]], as_json: bool) -> None:
@@ -33,349 +62,331 @@ def _rows(rows: list[dict[str, Any]], as_json: bool) -> None:
         click.echo("  ".join(str(row[c]).ljust(widths[c]) for c in columns).rstrip())
 
 
-def register_cli(bp: Blueprint) -> None:
-    """Attach the commands to the blueprint's ``flask stars`` group."""
-    group = bp.cli
+@click.command("set-webhook")
+@with_appcontext
+@stars_errors
+@click.argument("url")
+@click.option(
+    "--max-connections",
+    type=click.IntRange(1, 100),
+    default=None,
+    help="Telegram's parallel deliveries (1-100, default 40).",
+)
+@click.option(
+    "--drop-pending",
+    is_flag=True,
+    help="Drop updates Telegram is holding (never do this with payments pending).",
+)
+def set_webhook(url: str, max_connections: int | None, drop_pending: bool) -> None:
+    """Point Telegram at URL (your public https://.../stars/webhook), with the secret.
 
-    @group.command("set-webhook")
-    @click.argument("url")
-    @click.option(
-        "--max-connections",
-        type=click.IntRange(1, 100),
-        default=None,
-        help="Telegram's parallel deliveries (1-100, default 40).",
-    )
-    @click.option(
-        "--drop-pending",
-        is_flag=True,
-        help="Drop updates Telegram is holding (never do this with payments pending).",
-    )
-    def set_webhook(url: str, max_connections: int | None, drop_pending: bool) -> None:
-        """Point Telegram at URL (your public https://.../stars/webhook), with the secret.
+    allowed_updates always includes message and pre_checkout_query: Telegram keeps the
+    last list it was given, and a list without them silently breaks payments.
+    """
+    state = get_state()
+    if not url.startswith("https://") and not state.settings.api_url:
+        click.echo("warning: Telegram only delivers webhooks to https:// URLs", err=True)
+    if drop_pending:
+        state.gateway.delete_webhook(drop_pending_updates=True)
+    state.gateway.set_webhook(url, state.settings.webhook_secrets[0], PAYMENT_UPDATES, max_connections)
+    click.echo(f"Webhook set to {url} (allowed updates: {', '.join(PAYMENT_UPDATES)})")
 
-        allowed_updates always includes message and pre_checkout_query: Telegram keeps the
-        last list it was given, and a list without them silently breaks payments.
-        """
-        state = get_state()
-        if not url.startswith("https://") and not state.settings.api_url:
-            click.echo("warning: Telegram only delivers webhooks to https:// URLs", err=True)
-        try:
-            if drop_pending:
-                state.gateway.delete_webhook(drop_pending_updates=True)
-            state.gateway.set_webhook(
-                url, state.settings.webhook_secrets[0], PAYMENT_UPDATES, max_connections
-            )
-        except BotApiError as exc:
-            _fail(exc)
-        click.echo(f"Webhook set to {url} (allowed updates: {', '.join(PAYMENT_UPDATES)})")
 
-    @group.command("webhook-info")
-    def webhook_info() -> None:
-        """Show what Telegram knows of the webhook (URL, pending updates, last error)."""
-        try:
-            info = get_state().gateway.webhook_info()
-        except BotApiError as exc:
-            _fail(exc)
-        for key, value in info.items():
-            click.echo(f"{key}: {value}")
+@click.command("webhook-info")
+@with_appcontext
+@stars_errors
+def webhook_info() -> None:
+    """Show what Telegram knows of the webhook (URL, pending updates, last error)."""
+    info = get_state().gateway.webhook_info()
+    for key, value in info.items():
+        click.echo(f"{key}: {value}")
 
-    @group.command("delete-webhook")
-    def delete_webhook() -> None:
-        """Remove the webhook (Telegram keeps pending updates for 24 h)."""
-        try:
-            get_state().gateway.delete_webhook()
-        except BotApiError as exc:
-            _fail(exc)
-        click.echo("Webhook deleted")
 
-    @group.command("replay")
-    @click.argument("update_ids", nargs=-1, type=int)
-    @click.option(
-        "--failed",
-        is_flag=True,
-        help="Replay spooled updates and every logged payment update not yet processed.",
-    )
-    def replay(update_ids: tuple[int, ...], failed: bool) -> None:
-        """Handle logged payment updates again (exactly-once holds: a done charge is skipped)."""
-        from .handlers import handle_update
+@click.command("delete-webhook")
+@with_appcontext
+@stars_errors
+def delete_webhook() -> None:
+    """Remove the webhook (Telegram keeps pending updates for 24 h)."""
+    get_state().gateway.delete_webhook()
+    click.echo("Webhook deleted")
 
-        if not update_ids and not failed:
-            raise click.UsageError("give UPDATE_ID... or --failed")
-        state = get_state()
-        errors = 0
-        spooled = state.spool.pending() if failed else []
-        for path in spooled:
-            # Updates the database could not take when they came (it was down or locked).
-            body = path.read_text(encoding="utf-8")
-            try:
-                outcome = handle_update(state, json.loads(body), body)
-            except Exception as exc:
-                errors += 1
-                state.session.rollback()
-                click.echo(f"{path.name}: failed: {exc}", err=True)
-                continue
-            path.unlink()
-            click.echo(f"{path.name} (spooled): {outcome.detail}")
-        session = state.session
-        stmt = sa.select(UpdateLog).where(UpdateLog.kind != "pre_checkout_query").order_by(UpdateLog.id)
-        if failed:
-            stmt = stmt.where(UpdateLog.processed.is_(False))
-        if update_ids:
-            stmt = stmt.where(UpdateLog.update_id.in_(update_ids))
-        rows = [(r.update_id, r.body) for r in session.scalars(stmt)]
-        session.rollback()
-        for update_id, body in rows:
-            try:
-                outcome = handle_update(state, json.loads(body), body)
-                click.echo(f"{update_id}: {outcome.detail}")
-            except Exception as exc:
-                errors += 1
-                session.rollback()
-                click.echo(f"{update_id}: failed: {exc}", err=True)
-        total = len(rows) + len(spooled)
-        click.echo(f"replayed {total - errors} of {total} update(s)")
-        if errors:
-            raise SystemExit(1)
 
-    @group.command("refund")
-    @click.argument("charge_id")
-    @click.option(
-        "--reason", default=None, help="Why (kept in the log and sent with the payment_refunded signal)."
-    )
-    def refund(charge_id: str, reason: str | None) -> None:
-        """Refund a payment: refundStarPayment, then the ledger and your debit callback, once."""
-        from .errors import StarsHTTPError
-        from .payments import refund as do_refund
+@click.command("replay")
+@with_appcontext
+@stars_errors
+@click.argument("update_ids", nargs=-1, type=int)
+@click.option(
+    "--failed",
+    is_flag=True,
+    help="Replay spooled updates and every logged payment update not yet processed.",
+)
+def replay(update_ids: tuple[int, ...], failed: bool) -> None:
+    """Handle logged payment updates again (exactly-once holds: a done charge is skipped)."""
+    if not update_ids and not failed:
+        raise click.UsageError("give UPDATE_ID... or --failed")
+    total = errors = 0
+    for label, result in replay_updates(get_state(), update_ids, failed=failed):
+        total += 1
+        if isinstance(result, Exception):
+            errors += 1
+            click.echo(f"{label}: failed: {result}", err=True)
+        else:
+            click.echo(f"{label}: {result.detail}")
+    click.echo(f"replayed {total - errors} of {total} update(s)")
+    if errors:
+        raise SystemExit(1)
 
-        try:
-            payment = do_refund(get_state(), charge_id, reason)
-        except StarsHTTPError as exc:
-            raise click.ClickException(exc.message) from None
-        except BotApiError as exc:
-            _fail(exc)
-        click.echo(f"{charge_id}: {payment.status} ({payment.stars} Stars back to user {payment.payer_id})")
 
-    @group.command("reconcile")
-    @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
-    @click.option("--full", is_flag=True, help="Read every transaction again, not only new ones.")
-    @click.option("--json", "as_json", is_flag=True, help="The summary as JSON.")
-    def reconcile(dry_run: bool, full: bool, as_json: bool) -> None:
-        """Match Telegram's Stars transactions (getStarTransactions) against the ledger.
+@click.command("refund")
+@with_appcontext
+@stars_errors
+@click.argument("charge_id")
+@click.option(
+    "--reason", default=None, help="Why (kept in the log and sent with the payment_refunded signal)."
+)
+def refund(charge_id: str, reason: str | None) -> None:
+    """Refund a payment: refundStarPayment, then the ledger and your debit callback, once."""
+    payment = refund_payment(get_state(), charge_id, reason)
+    click.echo(f"{charge_id}: {payment.status} ({payment.stars} Stars back to user {payment.payer_id})")
 
-        Credits paid invoices whose webhook never arrived (through the webhook's own code,
-        exactly once), applies refunds the ledger missed, and reports what it cannot match.
-        """
-        import sys
 
-        from .reconcile import reconcile as run
+@click.command("reconcile")
+@with_appcontext
+@stars_errors
+@click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
+@click.option("--full", is_flag=True, help="Read every transaction again, not only new ones.")
+@click.option("--json", "as_json", is_flag=True, help="The summary as JSON.")
+def reconcile(dry_run: bool, full: bool, as_json: bool) -> None:
+    """Match Telegram's Stars transactions (getStarTransactions) against the ledger.
 
-        tty = sys.stdout.isatty() and not as_json
+    Credits paid invoices whose webhook never arrived (through the webhook's own code,
+    exactly once), applies refunds the ledger missed, and reports what it cannot match.
+    """
+    tty = sys.stdout.isatty() and not as_json
 
-        def progress(report: Any) -> None:
-            line = f"read {report.read} transaction(s) (offset {report.end_offset})"
-            if tty:
-                click.echo("\r" + line, nl=False)
-            elif not as_json:
-                click.echo(line)
-
-        try:
-            report = run(get_state(), dry_run=dry_run, full=full, on_page=progress)
-        except BotApiError as exc:
-            _fail(exc)
+    def progress(report: ReconcileReport) -> None:
+        line = f"read {report.read} transaction(s) (offset {report.end_offset})"
         if tty:
-            click.echo()
-        if as_json:
-            body = {key.replace(" ", "_"): value for key, value in report.rows()}
-            click.echo(
-                json.dumps({**body, "dry_run": dry_run, "unmatched_examples": report.examples}, indent=2)
-            )
-            return
-        title = "reconcile (dry run: nothing changed)" if dry_run else "reconcile"
-        _rows([{title: label, "count": value} for label, value in report.rows()], False)
-        for example in report.examples:
-            click.echo(f"  unmatched {example['id']}: {example['amount']} Stars, {example['why']}")
+            click.echo("\r" + line, nl=False)
+        elif not as_json:
+            click.echo(line)
 
-    @group.command("balance")
-    def balance() -> None:
-        """The bot's Stars balance (getMyStarBalance)."""
-        try:
-            stars = get_state().gateway.star_balance()
-        except BotApiError as exc:
-            _fail(exc)
-        click.echo(f"{stars} Stars")
+    report = run_reconcile(get_state(), dry_run=dry_run, full=full, on_page=progress)
+    if tty:
+        click.echo()
+    if as_json:
+        body = {key.replace(" ", "_"): value for key, value in report.rows()}
+        click.echo(json.dumps({**body, "dry_run": dry_run, "unmatched_examples": report.examples}, indent=2))
+        return
+    title = "reconcile (dry run: nothing changed)" if dry_run else "reconcile"
+    _rows([{title: label, "count": value} for label, value in report.rows()], False)
+    for example in report.examples:
+        click.echo(f"  unmatched {example['id']}: {example['amount']} Stars, {example['why']}")
 
-    @group.command("stats")
-    @click.option("--days", type=int, default=30, show_default=True)
-    @click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
-    def stats(days: int, as_json: bool) -> None:
-        """Revenue in Stars by day and pack, with refunds, over the last DAYS days."""
-        from datetime import timedelta
 
-        from .models import utcnow
+@click.command("balance")
+@with_appcontext
+@stars_errors
+def balance() -> None:
+    """The bot's Stars balance (getMyStarBalance)."""
+    stars = get_state().gateway.star_balance()
+    click.echo(f"{stars} Stars")
 
-        since = utcnow() - timedelta(days=days)
-        session = get_state().session
-        payments = session.scalars(sa.select(Payment).where(Payment.paid_at >= since)).all()
-        table: dict[tuple[str, str], dict[str, Any]] = {}
-        for p in payments:
-            key = (p.paid_at.date().isoformat(), p.pack_id or "(no order)")
-            row = table.setdefault(
-                key, {"day": key[0], "pack": key[1], "payments": 0, "stars": 0, "refunded": 0, "net": 0}
-            )
-            row["payments"] += 1
-            row["stars"] += p.stars
-            if p.status == "refunded":
-                row["refunded"] += p.stars
-            row["net"] = row["stars"] - row["refunded"]
-        rows = [table[k] for k in sorted(table)]
-        if rows and not as_json:
-            rows.append(
-                {
-                    "day": "total",
-                    "pack": "",
-                    **{k: sum(r[k] for r in rows) for k in ("payments", "stars", "refunded", "net")},
-                }
-            )
-        _rows(rows, as_json)
 
-    @group.command("subscriptions")
-    @click.option("--user", "user_id", type=int, help="Only this user's subscriptions.")
-    @click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
-    def subscriptions_cmd(user_id: int | None, as_json: bool) -> None:
-        """Subscriptions (monthly plans) and their state."""
-        from .models import Subscription
-
-        stmt = sa.select(Subscription).order_by(Subscription.id.desc())
-        if user_id is not None:
-            stmt = stmt.where(Subscription.user_id == user_id)
-        rows = [
+@click.command("stats")
+@with_appcontext
+@stars_errors
+@click.option("--days", type=int, default=30, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+def stats(days: int, as_json: bool) -> None:
+    """Revenue in Stars by day and pack, with refunds, over the last DAYS days."""
+    since = utcnow() - timedelta(days=days)
+    session = get_state().session
+    payments = session.scalars(sa.select(Payment).where(Payment.paid_at >= since)).all()
+    table: dict[tuple[str, str], dict[str, Any]] = {}
+    for p in payments:
+        key = (p.paid_at.date().isoformat(), p.pack_id or "(no order)")
+        row = table.setdefault(
+            key, {"day": key[0], "pack": key[1], "payments": 0, "stars": 0, "refunded": 0, "net": 0}
+        )
+        row["payments"] += 1
+        row["stars"] += p.stars
+        if p.status == "refunded":
+            row["refunded"] += p.stars
+        row["net"] = row["stars"] - row["refunded"]
+    rows = [table[k] for k in sorted(table)]
+    if rows and not as_json:
+        rows.append(
             {
-                "id": sub.id,
-                "user": sub.user_id,
-                "pack": sub.pack_id,
-                "state": sub.state,
-                "payments": sub.payments,
-                "expires_at": sub.expires_at.isoformat(timespec="seconds") if sub.expires_at else "",
+                "day": "total",
+                "pack": "",
+                **{k: sum(r[k] for r in rows) for k in ("payments", "stars", "refunded", "net")},
             }
-            for sub in get_state().session.scalars(stmt)
-        ]
-        _rows(rows, as_json)
+        )
+    _rows(rows, as_json)
 
-    @group.command("subscription")
-    @click.argument("action", type=click.Choice(["cancel", "enable"]))
-    @click.argument("subscription_id", type=int)
-    def subscription_cmd(action: str, subscription_id: int) -> None:
-        """Stop (cancel) or resume (enable) renewing a subscription (editUserStarSubscription)."""
-        from .errors import StarsHTTPError
-        from .subscriptions import get_subscription, set_canceled
 
-        state = get_state()
-        try:
-            sub = set_canceled(state, get_subscription(state, subscription_id), action == "cancel")
-        except StarsHTTPError as exc:
-            raise click.ClickException(exc.message) from None
-        except BotApiError as exc:
-            _fail(exc)
-        click.echo(f"subscription {sub.id}: {sub.state}")
+@click.command("subscriptions")
+@with_appcontext
+@stars_errors
+@click.option("--user", "user_id", type=int, help="Only this user's subscriptions.")
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+def subscriptions_cmd(user_id: int | None, as_json: bool) -> None:
+    """Subscriptions (monthly plans) and their state."""
+    stmt = sa.select(Subscription).order_by(Subscription.id.desc())
+    if user_id is not None:
+        stmt = stmt.where(Subscription.user_id == user_id)
+    rows = [
+        {
+            "id": sub.id,
+            "user": sub.user_id,
+            "pack": sub.pack_id,
+            "state": sub.state,
+            "payments": sub.payments,
+            "expires_at": sub.expires_at.isoformat(timespec="seconds") if sub.expires_at else "",
+        }
+        for sub in get_state().session.scalars(stmt)
+    ]
+    _rows(rows, as_json)
 
-    @group.command("migrate")
-    @click.option("--revision", default="heads", show_default=True)
-    def migrate(revision: str) -> None:
-        """Create or upgrade the stars_* tables with Alembic (history in stars_alembic_version).
 
-        Use it with STARS_CREATE_TABLES = False, or wire flask_stars.migrations.VERSIONS_DIR
-        into your own Flask-Migrate env instead (see the README).
-        """
-        from .migrations import upgrade
+@click.command("subscription")
+@with_appcontext
+@stars_errors
+@click.argument("action", type=click.Choice(["cancel", "enable"]))
+@click.argument("subscription_id", type=int)
+def subscription_cmd(action: str, subscription_id: int) -> None:
+    """Stop (cancel) or resume (enable) renewing a subscription (editUserStarSubscription)."""
+    state = get_state()
+    sub = set_canceled(state, get_subscription(state, subscription_id), action == "cancel")
+    click.echo(f"subscription {sub.id}: {sub.state}")
 
-        engine = get_state().database.engine
-        with engine.begin() as conn:
-            upgrade(conn, revision)
-        click.echo(f"flask_stars tables are at {revision}")
 
-    @group.command("sandbox")
-    @click.option("--host", default="127.0.0.1", show_default=True)
-    @click.option("--port", type=int, default=5000, show_default=True)
-    @click.option("--mini-app", "mini_app", default="/", show_default=True, help="Your Mini App page's path.")
-    def sandbox(host: str, port: int, mini_app: str) -> None:
-        """Run this app with the sandbox playing Telegram: no account, no network.
+@click.command("migrate")
+@with_appcontext
+@stars_errors
+@click.option("--revision", default="heads", show_default=True)
+def migrate(revision: str) -> None:
+    """Create or upgrade the stars_* tables with Alembic (history in stars_alembic_version).
 
-        The Bot API is emulated on 127.0.0.1 (this process's Bot API calls go there), and
-        /stars/sandbox/ plays the Telegram client around your Mini App. For development
-        only: it serves with Flask's threaded development server.
-        """
-        from dataclasses import replace
+    Use it with STARS_CREATE_TABLES = False, or wire flask_stars.migrations.VERSIONS_DIR
+    into your own Flask-Migrate env instead (see the README).
+    """
+    engine = get_state().database.engine
+    with engine.begin() as conn:
+        upgrade(conn, revision)
+    click.echo(f"flask_stars tables are at {revision}")
 
-        from flask import current_app
 
-        from .botapi import configure_transport
-        from .sandbox import Sandbox
-        from .sandbox_web import attach_sandbox
+@click.command("sandbox")
+@with_appcontext
+@stars_errors
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=5000, show_default=True)
+@click.option("--mini-app", "mini_app", default="/", show_default=True, help="Your Mini App page's path.")
+def sandbox(host: str, port: int, mini_app: str) -> None:
+    """Run this app with the sandbox playing Telegram: no account, no network.
 
-        app = current_app._get_current_object()  # type: ignore[attr-defined]
-        state = get_state(app)
-        emulator = Sandbox(token=state.settings.bot_token).start()
-        state.settings = replace(state.settings, api_url=emulator.url)
-        configure_transport(emulator.url, state.settings.api_timeout)
-        page = attach_sandbox(app, emulator, f"http://{host}:{port}", mini_app_url=mini_app)
-        click.echo(f"Bot API sandbox on {emulator.url}; Telegram never hears of this run.")
-        click.echo(f"Open {page} to use your Mini App as a test user.")
-        try:
-            # app.run() refuses to run inside a `flask` command; werkzeug's server is what it uses.
-            from werkzeug.serving import run_simple
+    The Bot API is emulated on 127.0.0.1 (this process's Bot API calls go there), and
+    /stars/sandbox/ plays the Telegram client around your Mini App. For development
+    only: it serves with Flask's threaded development server.
+    """
+    # Imported here, not at the top: production code never loads the sandbox.
+    from .sandbox import Sandbox, attach_sandbox
 
-            run_simple(host, port, app, threaded=True, use_reloader=False)
-        finally:
-            emulator.stop()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    state = get_state(app)
+    emulator = Sandbox(token=state.settings.bot_token).start()
+    state.use_api_url(emulator.url)
+    page = attach_sandbox(app, emulator, f"http://{host}:{port}", mini_app_url=mini_app)
+    click.echo(f"Bot API sandbox on {emulator.url}; Telegram never hears of this run.")
+    click.echo(f"Open {page} to use your Mini App as a test user.")
+    try:
+        # app.run() refuses to run inside a `flask` command; werkzeug's server is what it uses.
+        from werkzeug.serving import run_simple
 
-    @group.command("payments")
-    @click.option("--user", "user_id", type=int, help="Only this user's payments.")
-    @click.option("--status", type=click.Choice(["paid", "refunded"]))
-    @click.option("--limit", type=int, default=20, show_default=True)
-    @click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
-    def payments(user_id: int | None, status: str | None, limit: int, as_json: bool) -> None:
-        """The newest payments in the ledger."""
-        stmt = sa.select(Payment).order_by(Payment.id.desc()).limit(limit)
-        if user_id is not None:
-            stmt = stmt.where(Payment.user_id == user_id)
-        if status:
-            stmt = stmt.where(Payment.status == status)
-        rows = [
-            {
-                "charge_id": p.telegram_payment_charge_id,
-                "user": p.user_id,
-                "pack": p.pack_id,
-                "stars": p.stars,
-                "status": p.status,
-                "credited": p.credited,
-                "problem": p.problem or "",
-                "paid_at": p.paid_at.isoformat(timespec="seconds"),
-            }
-            for p in get_state().session.scalars(stmt)
-        ]
-        _rows(rows, as_json)
+        run_simple(host, port, app, threaded=True, use_reloader=False)
+    finally:
+        emulator.stop()
 
-    @group.command("orders")
-    @click.option("--user", "user_id", type=int, help="Only this user's orders.")
-    @click.option("--status", type=click.Choice(["pending", "paid", "refunded", "expired", "failed"]))
-    @click.option("--limit", type=int, default=20, show_default=True)
-    @click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
-    def orders(user_id: int | None, status: str | None, limit: int, as_json: bool) -> None:
-        """The newest orders."""
-        stmt = sa.select(Order).order_by(Order.created_at.desc()).limit(limit)
-        if user_id is not None:
-            stmt = stmt.where(Order.user_id == user_id)
-        if status:
-            stmt = stmt.where(Order.status == status)
-        rows = [
-            {
-                "order": o.id,
-                "user": o.user_id,
-                "pack": o.pack_id,
-                "stars": o.stars,
-                "status": o.status,
-                "created_at": o.created_at.isoformat(timespec="seconds"),
-            }
-            for o in get_state().session.scalars(stmt)
-        ]
-        _rows(rows, as_json)
+
+@click.command("payments")
+@with_appcontext
+@stars_errors
+@click.option("--user", "user_id", type=int, help="Only this user's payments.")
+@click.option("--status", type=click.Choice(["paid", "refunded"]))
+@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+def payments(user_id: int | None, status: str | None, limit: int, as_json: bool) -> None:
+    """The newest payments in the ledger."""
+    stmt = sa.select(Payment).order_by(Payment.id.desc()).limit(limit)
+    if user_id is not None:
+        stmt = stmt.where(Payment.user_id == user_id)
+    if status:
+        stmt = stmt.where(Payment.status == status)
+    rows = [
+        {
+            "charge_id": p.telegram_payment_charge_id,
+            "user": p.user_id,
+            "pack": p.pack_id,
+            "stars": p.stars,
+            "status": p.status,
+            "credited": p.credited,
+            "problem": p.problem or "",
+            "paid_at": p.paid_at.isoformat(timespec="seconds"),
+        }
+        for p in get_state().session.scalars(stmt)
+    ]
+    _rows(rows, as_json)
+
+
+@click.command("orders")
+@with_appcontext
+@stars_errors
+@click.option("--user", "user_id", type=int, help="Only this user's orders.")
+@click.option("--status", type=click.Choice(["pending", "paid", "refunded", "expired", "failed"]))
+@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+def orders(user_id: int | None, status: str | None, limit: int, as_json: bool) -> None:
+    """The newest orders."""
+    stmt = sa.select(Order).order_by(Order.created_at.desc()).limit(limit)
+    if user_id is not None:
+        stmt = stmt.where(Order.user_id == user_id)
+    if status:
+        stmt = stmt.where(Order.status == status)
+    rows = [
+        {
+            "order": o.id,
+            "user": o.user_id,
+            "pack": o.pack_id,
+            "stars": o.stars,
+            "status": o.status,
+            "created_at": o.created_at.isoformat(timespec="seconds"),
+        }
+        for o in get_state().session.scalars(stmt)
+    ]
+    _rows(rows, as_json)
+
+
+COMMANDS = (
+    set_webhook,
+    webhook_info,
+    delete_webhook,
+    replay,
+    refund,
+    reconcile,
+    balance,
+    stats,
+    subscriptions_cmd,
+    subscription_cmd,
+    migrate,
+    sandbox,
+    payments,
+    orders,
+)
+
+
+def register_cli(bp: Blueprint) -> None:
+    """Add the commands to the blueprint's ``flask stars`` group."""
+    for command in COMMANDS:
+        bp.cli.add_command(command)

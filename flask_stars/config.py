@@ -186,8 +186,10 @@ def read_settings(config: Mapping[str, Any], bot_token: str | None) -> Settings:
 
 def resolve_callable(value: Any, key: str) -> Callable[..., Any] | None:
     """A callable from config: the callable itself or a ``"module:attr"`` string."""
-    if value is None or callable(value):
-        return value
+    if value is None:
+        return None
+    if callable(value):
+        return value  # type: ignore[no-any-return]
     if not isinstance(value, str) or ":" not in value:
         raise StarsConfigError(f'{key} must be a callable or a "module:attr" string, got {value!r}')
     from importlib import import_module
@@ -201,4 +203,4 @@ def resolve_callable(value: Any, key: str) -> Callable[..., Any] | None:
         raise StarsConfigError(f"{key}={value!r} cannot be imported: {exc}") from exc
     if not callable(target):
         raise StarsConfigError(f"{key}={value!r} is not callable")
-    return target
+    return target  # type: ignore[no-any-return]

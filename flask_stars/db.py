@@ -24,13 +24,13 @@ from .models import StarsModel
 if TYPE_CHECKING:
     from .config import Settings
 
-log = logging.getLogger("flask_stars")
+log = logging.getLogger(__name__)
 
 
 def _app_context_id() -> int:
     from flask import globals as flask_globals
 
-    return id(flask_globals.app_ctx._get_current_object())
+    return id(flask_globals.app_ctx._get_current_object())  # type: ignore[attr-defined]
 
 
 class StarsDatabase:
@@ -58,13 +58,14 @@ class StarsDatabase:
         session = fsa.session if fsa is not None else self._private()
         self._ensure_ready()
         # The Session itself, not the scoped proxy: callers may set its attributes.
-        return session()  # type: ignore[no-any-return]
+        return session()  # type: ignore[no-any-return,unused-ignore]
 
     @property
     def engine(self) -> sa.Engine:
         fsa = self.flask_sqlalchemy
         if fsa is not None:
-            return fsa.engine
+            engine: sa.Engine = fsa.engine
+            return engine
         self._private()
         assert self._private_engine is not None
         return self._private_engine
@@ -128,7 +129,7 @@ class StarsDatabase:
         if self._settings.sqlite_wal and not in_memory:
             with engine.connect() as conn:
                 mode = conn.exec_driver_sql("PRAGMA journal_mode = WAL").scalar()
-                log.debug("flask_stars: SQLite journal mode is %s", mode)
+                log.debug("SQLite journal mode is %s", mode)
 
 
 def lock_for_write(session: Session, key: str) -> None:

@@ -88,8 +88,8 @@ class Order(StarsModel):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # The pre-checkout hold (DESIGN §4): while held_until is in the future, only the
-    # pre-checkout query that took the hold may be approved.
+    # The pre-checkout hold: while held_until is in the future, only the pre-checkout
+    # query that took the hold may be approved.
     held_by: Mapped[int | None] = mapped_column(sa.BigInteger)
     held_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     hold_query_id: Mapped[str | None] = mapped_column(sa.String(64))
@@ -164,10 +164,17 @@ class Payment(StarsModel):
 
     @property
     def pack(self) -> Pack | None:
-        """The catalogue's ``Pack`` for this payment (with ``credits``), or None."""
-        from .extension import get_state
+        """The ``Pack`` this payment bought (with ``credits``), as the ledger filled it in.
 
-        return get_state().packs.get(self.pack_id) if self.pack_id else None
+        The money path sets it before any callback or signal sees the payment; a row
+        loaded by other code has None until ``attach_pack`` is called.
+        """
+        pack: Pack | None = self.__dict__.get("_pack")
+        return pack
+
+    def attach_pack(self, pack: Pack | None) -> None:
+        """Fill in ``pack`` (not stored: the row keeps ``pack_id``)."""
+        self.__dict__["_pack"] = pack
 
     def __repr__(self) -> str:
         return (
@@ -218,7 +225,7 @@ class Meta(StarsModel):
 class RefundNotice(StarsModel):
     """A refund Telegram reported for a charge we have not recorded yet.
 
-    It waits here and is applied when the payment arrives (DESIGN §5).
+    It waits here and is applied when the payment arrives.
     """
 
     __tablename__ = "stars_refunds"

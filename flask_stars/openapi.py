@@ -10,7 +10,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from . import schemas
 
 if TYPE_CHECKING:
-    from .extension import StarsState
+    from .state import StarsState
 
 VERSION = "0.1.0"
 

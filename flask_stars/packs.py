@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
 from .errors import StarsConfigError
 
+#: Telegram Stars' currency code: every Stars invoice and payment is in XTR.
+XTR = "XTR"
 PACK_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_TITLE = 32  # createInvoiceLink: title 1-32 characters
 MAX_DESCRIPTION = 255  # createInvoiceLink: description 1-255 characters
@@ -93,7 +95,7 @@ class Catalogue(Mapping[str, Pack]):
     def __getitem__(self, pack_id: str) -> Pack:
         return self._packs[pack_id]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter(self._packs)
 
     def __len__(self) -> int:

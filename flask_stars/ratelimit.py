@@ -13,13 +13,14 @@ import time
 
 from limits import RateLimitItem, parse, storage, strategies
 
-from .errors import StarsConfigError, TooManyRequests
+from .errors import RateLimited, StarsConfigError
 
 
-class InvoiceRateLimit:
-    """``STARS_INVOICE_RATE_LIMIT`` per user, stored per ``STARS_RATE_LIMIT_STORAGE``."""
+class UserRateLimit:
+    """One rate (such as ``STARS_INVOICE_RATE_LIMIT``) per user, stored per ``STARS_RATE_LIMIT_STORAGE``."""
 
-    def __init__(self, rate: str | None, storage_uri: str) -> None:
+    def __init__(self, rate: str | None, storage_uri: str, key: str = "STARS_INVOICE_RATE_LIMIT") -> None:
+        self.name = key.removeprefix("STARS_").removesuffix("_RATE_LIMIT").lower()
         self.item: RateLimitItem | None = None
         self.limiter: strategies.RateLimiter | None = None
         if not rate:
@@ -28,7 +29,7 @@ class InvoiceRateLimit:
             self.item = parse(rate)
         except ValueError as exc:
             raise StarsConfigError(
-                f"STARS_INVOICE_RATE_LIMIT={rate!r} is not a rate such as '20/minute'"
+                f"{key}={rate!r} is not a rate such as '20/minute'"
             ) from exc
         try:
             backend = storage.storage_from_string(storage_uri)
@@ -37,16 +38,12 @@ class InvoiceRateLimit:
         self.limiter = strategies.MovingWindowRateLimiter(backend)
 
     def hit(self, user_id: int) -> None:
-        """Count one invoice request; raise 429 with ``Retry-After`` past the limit."""
+        """Count one request of ``user_id``; ``RateLimited`` (with ``retry_after``) past the limit."""
         if self.limiter is None or self.item is None:
             return
-        key = f"flask_stars:invoice:{user_id}"
+        key = f"flask_stars:{self.name}:{user_id}"
         if self.limiter.hit(self.item, key):
             return
         reset_at = self.limiter.get_window_stats(self.item, key).reset_time
         retry_after = max(1, math.ceil(reset_at - time.time()))
-        raise TooManyRequests(
-            "Too many invoices requested; wait a little.",
-            error="rate_limited",
-            headers={"Retry-After": str(retry_after)},
-        )
+        raise RateLimited("Too many requests; wait a little.", retry_after=retry_after)

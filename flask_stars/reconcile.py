@@ -3,7 +3,7 @@
 ``getStarTransactions`` lists every transaction, oldest first, ``limit`` at a time. An
 incoming ``invoice_payment`` whose charge id is not in the ledger is a payment whose
 webhook never arrived: if its payload names one of our orders it is recorded and credited
-through ``payments.record_payment``, the webhook's own path, so exactly-once still holds.
+through ``ledger.record_payment``, the webhook's own path, so exactly-once still holds.
 An outgoing one is a refund: if the ledger still shows the payment as paid, the refund is
 applied (debit callback once). Anything else that cannot be matched is reported, never
 "fixed". Progress (how many transactions were read) is kept in ``stars_meta`` so the next
@@ -15,17 +15,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 
+from .ledger import ChargeReport, announce_payment, announce_refund, apply_refund, record_payment
 from .models import Meta, Order, Payment, PaymentStatus, order_id_from_payload
-from .payments import ChargeReport, announce_payment, mark_refunded, record_payment
+from .packs import XTR
 
 if TYPE_CHECKING:
-    from .extension import StarsState
+    from .state import StarsState
 
-log = logging.getLogger("flask_stars")
+log = logging.getLogger(__name__)
 OFFSET_KEY = "reconcile_offset"
 PAGE_SIZE = 100  # Telegram's maximum
 MAX_EXAMPLES = 50
@@ -82,7 +83,7 @@ def _kind(tx: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 def reconcile(
-    ctx: StarsState,
+    state: StarsState,
     *,
     dry_run: bool = False,
     full: bool = False,
@@ -90,43 +91,43 @@ def reconcile(
     page_size: int = PAGE_SIZE,
 ) -> ReconcileReport:
     """Page through getStarTransactions from where the last run stopped (``full``: from 0)."""
-    session = ctx.session
+    session = state.session
     saved = session.get(Meta, OFFSET_KEY)
     offset = 0 if full or saved is None else int(saved.value)
     session.rollback()
     report = ReconcileReport(dry_run=dry_run, start_offset=offset, end_offset=offset)
     while True:
-        page = ctx.gateway.star_transactions(offset, page_size)
-        known = _ledger_statuses(ctx, page)
+        page = state.gateway.star_transactions(offset, page_size)
+        known = _ledger_statuses(state, page)
         for tx in page:
-            _one(ctx, tx, known.get(tx.get("id")), report, dry_run)
+            _one(state, tx, known.get(str(tx.get("id"))), report, dry_run)
         offset += len(page)
         report.read += len(page)
         report.end_offset = offset
         if not dry_run and page:
-            _save_offset(ctx, offset)
+            _save_offset(state, offset)
         if on_page is not None:
             on_page(report)
         if len(page) < page_size:
             return report
 
 
-def _ledger_statuses(ctx: StarsState, page: list[dict[str, Any]]) -> dict[str, str]:
+def _ledger_statuses(state: StarsState, page: list[dict[str, Any]]) -> dict[str, str]:
     """The ledger status of every charge on the page, in one query."""
     ids = [tx["id"] for tx in page if isinstance(tx.get("id"), str)]
     if not ids:
         return {}
-    rows = ctx.session.execute(
+    rows = state.session.execute(
         sa.select(Payment.telegram_payment_charge_id, Payment.status).where(
             Payment.telegram_payment_charge_id.in_(ids)
         )
     ).all()
-    ctx.session.rollback()
+    state.session.rollback()
     return {charge_id: status for charge_id, status in rows}
 
 
 def _one(
-    ctx: StarsState, tx: dict[str, Any], status: str | None, report: ReconcileReport, dry_run: bool
+    state: StarsState, tx: dict[str, Any], status: str | None, report: ReconcileReport, dry_run: bool
 ) -> None:
     """One transaction; ``status`` is its payment's in the ledger (None: not there)."""
     direction, partner = _kind(tx)
@@ -134,7 +135,7 @@ def _one(
     if direction == "other" or not isinstance(charge_id, str) or not charge_id:
         report.other += 1
         return
-    session = ctx.session
+    session = state.session
     if direction == "out":
         if status is None:
             report._example(tx, "a refund of a charge the ledger does not know")
@@ -143,7 +144,7 @@ def _one(
         else:
             report.refunds_applied += 1
             if not dry_run:
-                mark_refunded(ctx, charge_id, int(tx.get("amount") or 0), reason="found by reconcile")
+                _commit(state, lambda: apply_refund(state, charge_id, int(tx.get("amount") or 0)))
         return
     if status is not None:
         report.already_recorded += 1
@@ -159,34 +160,48 @@ def _one(
     if dry_run:
         report.credited += 1
         return
-    result = record_payment(
-        ctx,
-        ChargeReport(
-            telegram_payment_charge_id=charge_id,
-            currency="XTR",
-            total_amount=int(tx.get("amount") or 0),
-            invoice_payload=payload,
-            user_id=user["id"],
-            language_code=user.get("language_code"),
-            is_recurring=bool(partner.get("subscription_period")),
-            raw={"star_transaction": tx},
-        ),
+    charge = ChargeReport(
+        telegram_payment_charge_id=charge_id,
+        currency=XTR,
+        total_amount=int(tx.get("amount") or 0),
+        invoice_payload=payload,
+        user_id=user["id"],
+        language_code=user.get("language_code"),
+        is_recurring=bool(partner.get("subscription_period")),
+        raw={"star_transaction": tx},
     )
-    announce_payment(ctx, result)
+    result = _commit(state, lambda: record_payment(state, charge))
+    announce_payment(state, result)
     if result.duplicate_delivery:
         report.already_recorded += 1  # the webhook got there in the meantime
     elif result.credited:
         report.credited += 1
-        log.warning("flask_stars: reconcile credited %s, whose webhook never arrived", charge_id)
+        log.warning("reconcile credited %s, whose webhook never arrived", charge_id)
     else:
         report.recorded_not_credited += 1
 
 
-def _save_offset(ctx: StarsState, offset: int) -> None:
-    session = ctx.session
+def _save_offset(state: StarsState, offset: int) -> None:
+    session = state.session
     row = session.get(Meta, OFFSET_KEY, populate_existing=True)
     if row is None:
         session.add(Meta(key=OFFSET_KEY, value=str(offset)))
     else:
         row.value = str(offset)
     session.commit()
+
+
+T = TypeVar("T")
+
+
+def _commit(state: StarsState, change: Callable[[], T]) -> T:
+    """Run one ledger change in its own transaction and commit it (roll back on error)."""
+    try:
+        result = change()
+        state.session.commit()
+    except Exception:
+        state.session.rollback()
+        raise
+    if isinstance(result, Payment):
+        announce_refund(state, result, "found by reconcile")
+    return result

@@ -25,7 +25,9 @@ class UTCDateTime(fields.DateTime):
         return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
-class _Strict(Schema):
+class _IgnoresUnknown(Schema):
+    """Unknown keys are dropped, not refused: Telegram adds fields to its objects over time."""
+
     class Meta:
         unknown = EXCLUDE
 
@@ -50,7 +52,7 @@ class PacksSchema(Schema):
     packs = fields.List(fields.Nested(PackSchema), required=True)
 
 
-class InvoiceRequestSchema(_Strict):
+class InvoiceRequestSchema(_IgnoresUnknown):
     pack_id = fields.String(
         required=True,
         validate=validate.Regexp(PACK_ID_RE, error="Not a pack id."),
@@ -80,7 +82,7 @@ class OrderSchema(Schema):
     paid_at = UTCDateTime(allow_none=True)
 
 
-class OrderQuerySchema(_Strict):
+class OrderQuerySchema(_IgnoresUnknown):
     wait = fields.Float(
         load_default=0,
         validate=validate.Range(min=0),
@@ -128,16 +130,16 @@ POSITIVE_INT64 = validate.Range(min=1, max=2**63 - 1)
 STARS_AMOUNT = validate.Range(min=1, max=2**31 - 1)
 
 
-class TelegramUserSchema(_Strict):
+class TelegramUserSchema(_IgnoresUnknown):
     id = fields.Integer(required=True, strict=True, validate=POSITIVE_INT64)
     language_code = fields.String(load_default=None)
 
 
-class ChatSchema(_Strict):
+class ChatSchema(_IgnoresUnknown):
     id = fields.Integer(required=True, strict=True, validate=INT64)
 
 
-class PreCheckoutQuerySchema(_Strict):
+class PreCheckoutQuerySchema(_IgnoresUnknown):
     id = fields.String(required=True, validate=validate.Length(min=1, max=64))
     from_ = fields.Nested(TelegramUserSchema, required=True, data_key="from")
     currency = fields.String(required=True)
@@ -145,7 +147,7 @@ class PreCheckoutQuerySchema(_Strict):
     invoice_payload = fields.String(required=True)
 
 
-class ChargeSchema(_Strict):
+class ChargeSchema(_IgnoresUnknown):
     currency = fields.String(required=True)
     total_amount = fields.Integer(required=True, strict=True, validate=STARS_AMOUNT)
     invoice_payload = fields.String(required=True)
@@ -156,7 +158,7 @@ class ChargeSchema(_Strict):
     subscription_expiration_date = fields.Integer(load_default=None, validate=INT64)
 
 
-class PaymentMessageSchema(_Strict):
+class PaymentMessageSchema(_IgnoresUnknown):
     message_id = fields.Integer(load_default=None)
     from_ = fields.Nested(TelegramUserSchema, required=True, data_key="from")
     # Not nullable: apispec would describe a nullable nested field as "any object".
@@ -165,7 +167,7 @@ class PaymentMessageSchema(_Strict):
     refunded_payment = fields.Nested(ChargeSchema)
 
 
-class TelegramUpdateSchema(_Strict):
+class TelegramUpdateSchema(_IgnoresUnknown):
     """A Telegram Update, as far as flask_stars reads it (anything else goes to the bot)."""
 
     update_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=2**63 - 1))

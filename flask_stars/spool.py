@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-log = logging.getLogger("flask_stars")
+log = logging.getLogger(__name__)
 
 
 class Spool:
@@ -38,10 +38,10 @@ class Spool:
             os.replace(tmp, path)
         except OSError:
             log.exception(
-                "flask_stars: could not spool update %s; Telegram's redelivery is all that is left", update_id
+                "could not spool update %s; Telegram's redelivery is all that is left", update_id
             )
             return None
-        log.error("flask_stars: database unavailable; update %s kept in %s", update_id, path)
+        log.error("database unavailable; update %s kept in %s", update_id, path)
         return path
 
     def pending(self) -> list[Path]:

@@ -4,7 +4,7 @@ Telegram sells a subscription only through ``createInvoiceLink`` with a 30-day
 ``subscription_period``. The first payment and each renewal arrive as ``successful_payment``
 with the same payload (``is_recurring``); each credits once, through the ledger like any
 payment. The ``subscription`` update tells when the user cancels, re-enables, or a renewal
-fails. Like ``payments``, nothing here knows about HTTP or telebot.
+fails. Nothing here knows about HTTP or telebot.
 """
 
 from __future__ import annotations
@@ -15,32 +15,31 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from .errors import BotApiError, Conflict, NotFound
+from .errors import BotApiError, SubscriptionConflict, SubscriptionNotFound
 from .models import Order, Payment, Subscription, SubscriptionState, order_id_from_payload, utcnow
 
 if TYPE_CHECKING:
-    from .extension import StarsState
-    from .payments import ChargeReport
+    from .state import StarsState
 
-log = logging.getLogger("flask_stars")
+log = logging.getLogger(__name__)
 PERIOD = timedelta(days=30)
 
 
-def is_subscription(ctx: StarsState, order: Order, report: ChargeReport) -> bool:
-    pack = ctx.packs.get(order.pack_id)
-    return bool(report.is_recurring or (pack is not None and pack.subscription))
+def is_subscription(state: StarsState, order: Order, is_recurring: bool) -> bool:
+    """Whether a payment for ``order`` pays a plan (a first payment or a renewal)."""
+    pack = state.packs.get(order.pack_id)
+    return bool(is_recurring or (pack is not None and pack.subscription))
 
 
 def record_period(
-    ctx: StarsState, payment: Payment, order: Order, report: ChargeReport, now: datetime
+    state: StarsState, payment: Payment, order: Order, expiration_date: int | None, now: datetime
 ) -> Subscription:
-    """Note a first payment or a renewal (in the payment's transaction)."""
-    expires = (
-        datetime.fromtimestamp(report.subscription_expiration_date, UTC)
-        if report.subscription_expiration_date
-        else None
-    )
-    sub = ctx.session.scalar(
+    """Note a first payment or a renewal (in the payment's transaction).
+
+    ``expiration_date`` is Telegram's ``subscription_expiration_date`` (a Unix time), if sent.
+    """
+    expires = datetime.fromtimestamp(expiration_date, UTC) if expiration_date else None
+    sub = state.session.scalar(
         sa.select(Subscription)
         .where(Subscription.order_id == order.id)
         .with_for_update()
@@ -60,7 +59,7 @@ def record_period(
             created_at=now,
             updated_at=now,
         )
-        ctx.session.add(sub)
+        state.session.add(sub)
         return sub
     sub.payments += 1
     sub.last_charge_id = payment.telegram_payment_charge_id
@@ -71,70 +70,79 @@ def record_period(
     return sub
 
 
-def is_first_payment(ctx: StarsState, payment: Payment) -> bool:
+def is_first_payment(state: StarsState, payment: Payment) -> bool:
     """Whether ``payment`` is the one that paid its order (not a later renewal)."""
-    sub = ctx.session.scalar(sa.select(Subscription).where(Subscription.order_id == payment.order_id))
+    sub = state.session.scalar(sa.select(Subscription).where(Subscription.order_id == payment.order_id))
     return sub is None or sub.charge_id == payment.telegram_payment_charge_id
 
 
 def apply_state_update(
-    ctx: StarsState, user_id: int, invoice_payload: str, state: str
+    state: StarsState, user_id: int, invoice_payload: str, new_state: str
 ) -> Subscription | None:
-    """Telegram's ``subscription`` update: the user cancelled, re-enabled, or a renewal failed."""
-    if state not in (SubscriptionState.ACTIVE, SubscriptionState.CANCELED, SubscriptionState.FAILED):
-        log.warning("flask_stars: unknown subscription state %r", state)
+    """Telegram's ``subscription`` update: the user cancelled, re-enabled, or a renewal failed.
+
+    Changes the row in the caller's transaction (the caller commits); None when the
+    state or the subscription is unknown.
+    """
+    if new_state not in (SubscriptionState.ACTIVE, SubscriptionState.CANCELED, SubscriptionState.FAILED):
+        log.warning("unknown subscription state %r", new_state)
         return None
     order_id = order_id_from_payload(invoice_payload)
-    sub = ctx.session.scalar(
+    sub = state.session.scalar(
         sa.select(Subscription).where(Subscription.order_id == order_id, Subscription.user_id == user_id)
     )
     if sub is None:
-        log.warning("flask_stars: subscription update for unknown payload %r", invoice_payload)
-        ctx.session.rollback()
+        log.warning("subscription update for unknown payload %r", invoice_payload)
         return None
-    sub.state = state
-    if state == SubscriptionState.CANCELED:
+    sub.state = new_state
+    if new_state == SubscriptionState.CANCELED:
         sub.canceled_by_bot = False  # the user did it, in Telegram
     sub.updated_at = utcnow()
-    ctx.session.commit()
     return sub
 
 
-def user_subscriptions(ctx: StarsState, user_id: int) -> list[Subscription]:
-    rows = ctx.session.scalars(
+def user_subscriptions(state: StarsState, user_id: int) -> list[Subscription]:
+    """The user's subscriptions, newest first."""
+    rows = state.session.scalars(
         sa.select(Subscription).where(Subscription.user_id == user_id).order_by(Subscription.id.desc())
     ).all()
-    ctx.session.rollback()
+    state.session.rollback()
     return list(rows)
 
 
-def get_subscription(ctx: StarsState, subscription_id: int, user_id: int | None = None) -> Subscription:
-    sub = ctx.session.get(Subscription, subscription_id, populate_existing=True)
+def get_subscription(state: StarsState, subscription_id: int, user_id: int | None = None) -> Subscription:
+    """The subscription (``user_id``'s only, when given); ``SubscriptionNotFound`` otherwise."""
+    sub = state.session.get(Subscription, subscription_id, populate_existing=True)
     if sub is None or (user_id is not None and sub.user_id != user_id):
-        raise NotFound("No such subscription.", error="subscription_not_found")
+        raise SubscriptionNotFound()
     return sub
 
 
-def set_canceled(ctx: StarsState, sub: Subscription, canceled: bool) -> Subscription:
+def set_canceled(state: StarsState, sub: Subscription, canceled: bool) -> Subscription:
     """editUserStarSubscription: stop renewing (access lasts to ``expires_at``) or renew again.
 
     Telegram re-enables only a subscription the bot itself cancelled; one the user
-    cancelled in Telegram answers 409.
+    cancelled in Telegram cannot be (``SubscriptionConflict``). No transaction is open
+    while Telegram is called.
     """
     if not canceled and sub.state == SubscriptionState.CANCELED and not sub.canceled_by_bot:
-        raise Conflict("The user cancelled this subscription in Telegram; only they can renew it.")
+        raise SubscriptionConflict(
+            "The user cancelled this subscription in Telegram; only they can renew it.", error="conflict"
+        )
+    sub_id, user_id, charge_id = sub.id, sub.user_id, sub.charge_id
+    state.session.rollback()
     try:
-        ctx.gateway.edit_subscription(sub.user_id, sub.charge_id, canceled)
+        state.gateway.edit_subscription(user_id, charge_id, canceled)
     except BotApiError as exc:
         if exc.error_code == 400:
-            raise Conflict(f"Telegram refused: {exc.description}", error="subscription_conflict") from None
+            raise SubscriptionConflict(f"Telegram refused: {exc.description}") from None
         raise
-    sub = get_subscription(ctx, sub.id)
+    sub = get_subscription(state, sub_id)
     sub.state = SubscriptionState.CANCELED if canceled else SubscriptionState.ACTIVE
     sub.canceled_by_bot = canceled
     sub.updated_at = utcnow()
-    ctx.session.commit()
-    ctx.session.refresh(sub)
+    state.session.commit()
+    state.session.refresh(sub)
     return sub
 
 

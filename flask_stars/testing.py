@@ -13,6 +13,9 @@ In a host app's ``conftest.py``::
         with serve(app) as base_url:
             connect(app, stars_sandbox, base_url)
             ...  # POST /stars/invoice with init_data_header(...), then stars_sandbox.pay(...)
+
+pytest is needed only for the ``stars_sandbox`` fixture: without it (a host app's own test
+runner) the module still imports, with the other helpers and no fixture.
 """
 
 from __future__ import annotations
@@ -22,15 +25,19 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-import pytest
 from flask import Flask
 from werkzeug.serving import make_server
 
-from .extension import get_state
 from .initdata import sign_init_data
 from .sandbox import QuietRequestHandler, Sandbox, make_user
+from .state import get_state
 
-__all__ = ["Sandbox", "connect", "init_data_header", "make_user", "serve", "sign_init_data", "stars_sandbox"]
+try:
+    import pytest
+except ImportError:  # a host app's own test runner: everything but the fixture
+    pytest = None  # type: ignore[assignment]
+
+__all__ = ["Sandbox", "connect", "init_data_header", "make_user", "serve", "sign_init_data"]
 
 TEST_TOKEN = "123456789:TEST-sandbox-token_for-flask-stars"
 
@@ -65,8 +72,11 @@ def init_data_header(bot_token: str, user: int | Mapping[str, Any], **kwargs: An
     return {"Authorization": "tma " + sign_init_data(bot_token, user_obj, **kwargs)}
 
 
-@pytest.fixture
-def stars_sandbox() -> Iterator[Sandbox]:
-    """A running Bot API emulator for ``TEST_TOKEN``; give ``stars_sandbox.url`` as STARS_API_URL."""
-    with Sandbox(token=TEST_TOKEN) as sandbox:
-        yield sandbox
+if pytest is not None:
+    __all__ += ["stars_sandbox"]
+
+    @pytest.fixture
+    def stars_sandbox() -> Iterator[Sandbox]:
+        """A running Bot API emulator for ``TEST_TOKEN``; give ``stars_sandbox.url`` as STARS_API_URL."""
+        with Sandbox(token=TEST_TOKEN) as sandbox:
+            yield sandbox

@@ -140,12 +140,12 @@ def test_extension_missing_callback_is_clear_on_first_request_and_payment_waits(
         # A payment that arrives without a callback answers 500: Telegram keeps it for later.
         stars.credit(hostapp.credit_coins)
         order = shop.invoice(42).json()
-        stars._credit = None
+        stars.callbacks.credit = None
         attempt = sandbox.pay(order["invoice_url"], 42)
         assert not attempt.ok  # pre-checkout refuses what it could not credit
         stars.credit(hostapp.credit_coins)
         attempt = sandbox.pay(order["invoice_url"], 42, deliver_payment=False)
-        stars._credit = None
+        stars.callbacks.credit = None
         assert sandbox.deliver(attempt.payment_update).status == 500
         stars.credit(hostapp.credit_coins)
         assert sandbox.deliver(attempt.payment_update).status == 200
@@ -156,7 +156,7 @@ def test_missing_callback_error_is_named():
     app = _app()
     stars = FlaskStars(app)
     with app.app_context(), pytest.raises(MissingCallbackError):
-        stars._credit = None
+        stars.callbacks.credit = None
         app.config["STARS_CREDIT_CALLBACK"] = None
         app.extensions["stars"].credit_callback()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import context
 
 from flask_stars.migrations import VERSION_TABLE
@@ -11,7 +13,7 @@ config = context.config
 connection = config.attributes.get("connection")
 
 
-def _configure(**kwargs: object) -> None:
+def _configure(**kwargs: Any) -> None:
     context.configure(
         target_metadata=StarsModel.metadata,
         version_table=VERSION_TABLE,
@@ -32,7 +34,10 @@ elif connection is not None:
 else:
     from sqlalchemy import create_engine
 
-    engine = create_engine(config.get_main_option("sqlalchemy.url"))
+    url = config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise RuntimeError("flask_stars migrations need a connection or sqlalchemy.url")
+    engine = create_engine(url)
     with engine.connect() as conn:
         _configure(connection=conn)
         with context.begin_transaction():

@@ -20,8 +20,7 @@ from typing import Any
 import pytest
 
 from flask_stars.initdata import sign_init_data
-from flask_stars.sandbox import SANDBOX_TOKEN, TEST_USERS, Sandbox
-from flask_stars.sandbox_web import WEB_APP_VERSION, attach_sandbox
+from flask_stars.sandbox import SANDBOX_TOKEN, TEST_USERS, WEB_APP_VERSION, Sandbox, attach_sandbox
 from flask_stars.testing import serve
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,0 +1,107 @@
+"""The chat path: ``/buy_stars`` and its pack buttons, on the host's (or our own) TeleBot.
+
+A button (or ``/buy_stars stars_pack_1``) sends a Stars invoice tied to the same kind of
+pending order the Mini App makes, so both credit alike.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from telebot import types
+
+from .errors import BotApiError, MissingCallbackError
+from .messages import message
+from .orders import open_invoice, pending_order
+from .state import get_state
+
+if TYPE_CHECKING:
+    from flask import Flask
+    from telebot import TeleBot
+
+    from .state import StarsState
+
+log = logging.getLogger(__name__)
+BUY_CALLBACK_PREFIX = "stars:buy:"
+
+
+def offer_packs(state: StarsState, chat_id: int, language_code: str | None) -> None:
+    """Send the catalogue as buttons; a press sends that pack's invoice."""
+    markup = types.InlineKeyboardMarkup(row_width=1)
+    for pack in state.packs.values():
+        markup.add(
+            types.InlineKeyboardButton(
+                f"{pack.title} — {pack.stars} ⭐", callback_data=f"{BUY_CALLBACK_PREFIX}{pack.id}"
+            )
+        )
+    state.gateway.send_message(chat_id, message("choose_pack", language_code), reply_markup=markup)
+
+
+def send_pack_invoice(
+    state: StarsState, user_id: int, chat_id: int, pack_id: str, language_code: str | None
+) -> None:
+    """Send the invoice for ``pack_id`` in the chat, tied to the user's pending order."""
+    pack = state.packs.get(pack_id)
+    if pack is None:
+        state.gateway.send_message(chat_id, message("unknown_pack", language_code))
+        return
+    try:
+        state.credit_callback()
+    except MissingCallbackError:
+        log.error("no credit callback; not selling %s", pack_id)
+        state.gateway.send_message(chat_id, message("shop_unavailable", language_code))
+        return
+    if pack.subscription:
+        # Telegram takes subscription_period only in createInvoiceLink: send the link.
+        order, _ = open_invoice(state, user_id, pack)
+        markup = types.InlineKeyboardMarkup()
+        markup.add(types.InlineKeyboardButton(f"{pack.title} — {pack.stars} ⭐", url=order.invoice_url))
+        state.gateway.send_message(chat_id, pack.invoice_description, reply_markup=markup)
+        return
+    order, _ = pending_order(state, user_id, pack)
+    state.gateway.send_invoice(chat_id, order, pack)
+
+
+def register_buy_command(bot: TeleBot, app: Flask) -> None:
+    """Add ``/<STARS_BUY_COMMAND>`` and its pack buttons to ``bot`` (once per bot)."""
+    if getattr(bot, "_flask_stars_buy_command", False):
+        return
+    bot._flask_stars_buy_command = True  # type: ignore[attr-defined]
+    command = get_state(app).settings.buy_command
+    if command is None:
+        return
+
+    def on_command(msg: types.Message) -> None:
+        with app.app_context():
+            state = get_state(app)
+            if msg.from_user is None:
+                return  # a channel post: nobody to sell to
+            lang = msg.from_user.language_code
+            args = (msg.text or "").split(maxsplit=1)[1:]
+            try:
+                if args:
+                    send_pack_invoice(state, msg.from_user.id, msg.chat.id, args[0].strip(), lang)
+                else:
+                    offer_packs(state, msg.chat.id, lang)
+            except BotApiError as exc:
+                log.error("/%s failed: %s", command, exc)
+
+    def on_button(call: types.CallbackQuery) -> None:
+        with app.app_context():
+            state = get_state(app)
+            lang = call.from_user.language_code
+            pack_id = (call.data or "")[len(BUY_CALLBACK_PREFIX) :]
+            chat_id = call.message.chat.id if call.message else call.from_user.id
+            try:
+                state.bot.answer_callback_query(call.id)
+                send_pack_invoice(state, call.from_user.id, chat_id, pack_id, lang)
+            except BotApiError as exc:
+                log.error("buying %s from the chat failed: %s", pack_id, exc)
+            except Exception:
+                log.exception("buying %s from the chat failed", pack_id)
+
+    bot.register_message_handler(on_command, commands=[command])
+    bot.register_callback_query_handler(
+        on_button, func=lambda call: (call.data or "").startswith(BUY_CALLBACK_PREFIX)
+    )

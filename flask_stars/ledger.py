@@ -1,0 +1,309 @@
+"""The ledger: payments recorded and credited exactly once, refunds applied once.
+
+``record_payment`` and ``apply_refund`` change the ledger inside the caller's transaction
+and never commit: the caller (``updates`` for Telegram's updates, ``reconcile``, or
+``refund`` below for the operator) owns the transaction and commits once. Exactly-once
+comes from the database (a unique charge id, a per-charge lock taken before anything is
+read, row locks), never from a Python lock, so it holds across processes and hosts.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from . import signals, subscriptions
+from .db import lock_for_write
+from .errors import BotApiError, PaymentNotFound
+from .messages import message
+from .models import (
+    Order,
+    OrderStatus,
+    Payment,
+    PaymentStatus,
+    RefundNotice,
+    order_id_from_payload,
+    utcnow,
+)
+from .orders import load_order
+from .packs import XTR
+
+if TYPE_CHECKING:
+    from .state import StarsState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ChargeReport:
+    """A ``successful_payment`` or ``refunded_payment``, reduced to what the ledger needs."""
+
+    telegram_payment_charge_id: str
+    currency: str
+    total_amount: int
+    invoice_payload: str
+    user_id: int  # who sent it: the payer
+    chat_id: int | None = None
+    provider_payment_charge_id: str | None = None
+    language_code: str | None = None
+    update_id: int | None = None
+    is_recurring: bool = False
+    subscription_expiration_date: int | None = None
+    raw: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass
+class PaymentResult:
+    """What ``record_payment`` did with one charge."""
+
+    payment: Payment
+    duplicate_delivery: bool = False  # this charge was already in the ledger
+    credited: bool = False
+    refund_due: bool = False  # a second payment for a paid order, to refund
+
+
+def record_payment(state: StarsState, report: ChargeReport) -> PaymentResult:
+    """Record a ``successful_payment`` and credit it, once, in the caller's transaction.
+
+    The charge is locked first (``lock_for_write``), so deliveries of one charge and its
+    refund take turns in every worker, and a charge already in the ledger is found before
+    anything is written. The order is locked and decided on, the ledger row goes in, and
+    the host's credit callback runs. If the callback raises, the error propagates and the
+    caller rolls everything back.
+    """
+    session = state.session
+    charge_id = report.telegram_payment_charge_id
+    lock_for_write(session, charge_id)
+    existing = payment_by_charge(state, charge_id)
+    if existing is not None:
+        return PaymentResult(existing, duplicate_delivery=True)
+    now = utcnow()
+    order_id = order_id_from_payload(report.invoice_payload)
+    order = load_order(state, order_id, lock=True) if order_id else None
+    payment = Payment(
+        telegram_payment_charge_id=charge_id,
+        provider_payment_charge_id=report.provider_payment_charge_id or None,
+        user_id=report.user_id,
+        payer_id=report.user_id,
+        stars=report.total_amount,
+        currency=report.currency,
+        invoice_payload=report.invoice_payload[:255],
+        status=PaymentStatus.PAID,
+        credited=False,
+        paid_at=now,
+        update_id=report.update_id,
+        raw=report.raw,
+    )
+    result = PaymentResult(payment)
+    renewal = False
+    if order is None:
+        payment.problem = "unknown_order"
+    else:
+        payment.order = order
+        payment.user_id = order.user_id
+        payment.pack_id = order.pack_id
+        payment.attach_pack(state.packs.get(order.pack_id))
+        if report.currency != XTR or report.total_amount != order.stars:
+            payment.problem = "amount_mismatch"
+        elif order.status in (OrderStatus.PAID, OrderStatus.REFUNDED):
+            if subscriptions.is_subscription(state, order, report.is_recurring):
+                renewal = True  # a subscription's next month: same payload, new charge
+            else:
+                payment.problem = "order_already_paid"
+
+    waiting_refund = session.scalar(
+        sa.select(RefundNotice).where(
+            RefundNotice.telegram_payment_charge_id == charge_id, RefundNotice.applied.is_(False)
+        )
+    )
+    if waiting_refund is not None:
+        # Telegram reported the refund before the payment: the money is already back with
+        # the buyer, so nothing is credited (and nothing will need debiting).
+        waiting_refund.applied = True
+        payment.status = PaymentStatus.REFUNDED
+        payment.refunded_at = waiting_refund.received_at
+        if payment.problem is None and order is not None:
+            _close_order(order, OrderStatus.REFUNDED, now)
+        payment.problem = payment.problem or "refunded_before_paid"
+    elif payment.problem is None:
+        assert order is not None
+        if not renewal:
+            _close_order(order, OrderStatus.PAID, now)
+        result.credited = True
+    elif payment.problem == "order_already_paid":
+        if state.settings.duplicate_payment == "credit":
+            result.credited = True
+        else:
+            result.refund_due = True
+    payment.credited = result.credited
+    session.add(payment)
+    session.flush()
+    if result.credited:
+        if order is not None and subscriptions.is_subscription(state, order, report.is_recurring):
+            subscriptions.record_period(state, payment, order, report.subscription_expiration_date, now)
+        _lock_user(state, payment.user_id)
+        state.credit(payment)  # the host's callback, inside this transaction
+    return result
+
+
+def apply_refund(state: StarsState, charge_id: str, stars: int) -> Payment | None:
+    """Apply a refund of ``charge_id``, once, in the caller's transaction.
+
+    Debits if the payment was credited and closes its order. A refund of a charge not in
+    the ledger yet is kept (``stars_refunds``) and applied when the payment is recorded.
+    Returns the payment when this call refunded it, None otherwise.
+    """
+    session = state.session
+    lock_for_write(session, charge_id)
+    payment = payment_by_charge(state, charge_id, lock=True)
+    if payment is None:
+        waiting = session.scalar(
+            sa.select(RefundNotice.id).where(RefundNotice.telegram_payment_charge_id == charge_id)
+        )
+        if waiting is None:
+            session.add(RefundNotice(telegram_payment_charge_id=charge_id, stars=stars))
+        return None
+    if payment.status == PaymentStatus.REFUNDED:
+        return None
+    payment.status = PaymentStatus.REFUNDED
+    payment.refunded_at = utcnow()
+    payment.attach_pack(state.packs.get(payment.pack_id) if payment.pack_id else None)
+    order = payment.order
+    if (
+        order is not None
+        and payment.problem is None
+        and order.status == OrderStatus.PAID
+        and subscriptions.is_first_payment(state, payment)  # a refunded renewal leaves the order paid
+    ):
+        order.status = OrderStatus.REFUNDED
+    if payment.credited:
+        _lock_user(state, payment.user_id)
+        state.debit(payment)
+    return payment
+
+
+def _lock_user(state: StarsState, user_id: int) -> None:
+    """Credits and debits of one user take turns, in every worker.
+
+    Two payments of one user (two packs, in two workers) would otherwise both read the
+    same balance in the host's callback and one ``user.coins += n`` would be lost. Held to
+    the commit, so the next callback reads the balance this one wrote.
+    """
+    lock_for_write(state.session, f"user:{user_id}")
+
+
+def _close_order(order: Order, status: str, now: datetime) -> None:
+    order.status = status
+    order.paid_at = order.paid_at or now
+    order.held_by = order.held_until = order.hold_query_id = None
+
+
+def payment_by_charge(state: StarsState, charge_id: str, *, lock: bool = False) -> Payment | None:
+    """The ledger row of ``charge_id`` as the database has it now, or None."""
+    stmt = (
+        sa.select(Payment)
+        .where(Payment.telegram_payment_charge_id == charge_id)
+        .execution_options(populate_existing=True)
+    )
+    if lock:
+        stmt = stmt.with_for_update(of=Payment)
+    payment = state.session.scalar(stmt)
+    if payment is not None and payment.pack_id:
+        payment.attach_pack(state.packs.get(payment.pack_id))
+    return payment
+
+
+# --- after the commit ---------------------------------------------------------------------
+
+
+def announce_payment(state: StarsState, result: PaymentResult) -> None:
+    """After the commit: signals, and the refund of a second payment for a paid order."""
+    payment = result.payment
+    if result.duplicate_delivery:
+        return
+    if result.credited and payment.problem is None:
+        state.send(signals.payment_succeeded, payment=payment, order=payment.order)
+    elif payment.problem in ("unknown_order", "amount_mismatch"):
+        log.warning(
+            "payment %s recorded but not credited (%s)", payment.telegram_payment_charge_id, payment.problem
+        )
+        state.send(signals.payment_unmatched, payment=payment, reason=payment.problem)
+    elif payment.problem == "order_already_paid":
+        state.send(
+            signals.payment_duplicated,
+            payment=payment,
+            order=payment.order,
+            policy=state.settings.duplicate_payment,
+        )
+        if result.credited:
+            state.send(signals.payment_succeeded, payment=payment, order=payment.order)
+    if result.refund_due:
+        refund_duplicate(state, payment)
+
+
+def announce_refund(state: StarsState, payment: Payment | None, reason: str | None = None) -> None:
+    """After the commit: ``payment_refunded`` for a payment this refund changed."""
+    if payment is not None:
+        state.send(signals.payment_refunded, payment=payment, reason=reason)
+
+
+# --- operations ----------------------------------------------------------------------------
+
+
+def refund(state: StarsState, charge_id: str, reason: str | None = None) -> Payment:
+    """Give a payment back: refundStarPayment, then the ledger (debit callback once).
+
+    Telegram's ``CHARGE_ALREADY_REFUNDED`` is not an error here: the ledger ends refunded
+    either way. Refunding a payment that is already refunded does nothing. Raises
+    ``PaymentNotFound`` for a charge the ledger does not know and ``BotApiError`` when
+    Telegram refuses for another reason (the ledger is then unchanged).
+    """
+    session = state.session
+    payment = payment_by_charge(state, charge_id)
+    session.rollback()  # nothing stays open while Telegram is called
+    if payment is None:
+        raise PaymentNotFound(f"No payment {charge_id!r} in the ledger.")
+    if payment.status == PaymentStatus.REFUNDED:
+        return payment
+    try:
+        state.gateway.refund(payment.payer_id, charge_id)
+    except BotApiError as exc:
+        if "CHARGE_ALREADY_REFUNDED" not in exc.description:
+            raise
+    log.info("refunded %s (%s)", charge_id, reason or "no reason given")
+    try:
+        refunded = apply_refund(state, charge_id, payment.stars)
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+    announce_refund(state, refunded, reason)
+    fresh = payment_by_charge(state, charge_id)  # loaded, so it can be read after the request
+    assert fresh is not None
+    return fresh
+
+
+def refund_duplicate(state: StarsState, payment: Payment) -> bool:
+    """Give back a second payment for an already-paid order (STARS_DUPLICATE_PAYMENT="refund").
+
+    If Telegram refuses or is down, the payment stays recorded as paid and not credited
+    (``problem="order_already_paid"``), so it can be refunded later with ``flask stars
+    refund``; it is never dropped.
+    """
+    try:
+        refund(state, payment.telegram_payment_charge_id, reason="second payment for a paid order")
+    except BotApiError as exc:
+        log.error("could not refund duplicate payment %s: %s", payment.telegram_payment_charge_id, exc)
+        return False
+    try:
+        language = ((payment.raw or {}).get("from") or {}).get("language_code")
+        state.gateway.send_message(
+            payment.payer_id, message("duplicate_refunded", language, stars=payment.stars)
+        )
+    except BotApiError as exc:
+        log.info("could not tell user %s about the refund: %s", payment.payer_id, exc)
+    return True

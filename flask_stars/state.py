@@ -1,0 +1,145 @@
+"""Per-app state at the bottom: what flask_stars knows about one app.
+
+``StarsState`` is kept in ``app.extensions["stars"]`` and every other module reaches it
+through ``get_state()`` (as Flask-Login's helpers reach the manager through
+``current_app``), so nothing here imports the extension, the blueprint or the money path.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from flask import Flask, current_app
+
+from .botapi import BotGateway, configure_transport
+from .config import Settings, resolve_callable
+from .db import StarsDatabase
+from .errors import MissingCallbackError, NotInitialisedError
+from .packs import Catalogue
+from .ratelimit import UserRateLimit
+from .spool import Spool
+
+if TYPE_CHECKING:
+    from blinker import NamedSignal
+    from sqlalchemy.orm import Session
+    from telebot import TeleBot
+
+    from .models import Payment
+
+log = logging.getLogger(__name__)
+
+EXTENSION_KEY = "stars"
+PaymentCallback = Callable[["Payment"], Any]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Callbacks:
+    """The host's credit and debit callbacks: decorated ones first, then the config's.
+
+    ``FlaskStars`` owns one; an app set up by ``stars_bp`` alone gets an empty one and
+    reads ``STARS_CREDIT_CALLBACK``/``STARS_DEBIT_CALLBACK``.
+    """
+
+    def __init__(self) -> None:
+        self.credit: PaymentCallback | None = None
+        self.debit: PaymentCallback | None = None
+
+
+class StarsState:
+    """What flask_stars knows about one app: settings, catalogue, bot, database, callbacks.
+
+    Kept in ``app.extensions["stars"]``; get it with ``get_state(app)``.
+    """
+
+    def __init__(
+        self,
+        app: Flask,
+        callbacks: Callbacks,
+        settings: Settings,
+        packs: Catalogue,
+        bot: TeleBot,
+        database: StarsDatabase,
+        *,
+        owns_bot: bool,
+    ) -> None:
+        self.app = app
+        self.callbacks = callbacks
+        self.settings = settings
+        self.packs = packs
+        self.bot = bot
+        self.owns_bot = owns_bot
+        self.gateway = BotGateway(bot)
+        self.database = database
+        self.invoice_limit = UserRateLimit(
+            settings.invoice_rate_limit, settings.rate_limit_storage, "STARS_INVOICE_RATE_LIMIT"
+        )
+        self.spool = Spool(settings.spool_dir or os.path.join(app.instance_path, "stars-spool"))
+        self.blueprint_registered = False
+        self.url_prefix = ""
+        self._resolved: dict[str, tuple[Any, PaymentCallback | None]] = {}  # config value -> callable
+
+    @property
+    def session(self) -> Session:
+        """The SQLAlchemy session flask_stars reads and writes with (the host's, if any)."""
+        return self.database.session
+
+    def use_api_url(self, api_url: str) -> None:
+        """Send this process's Bot API calls to ``api_url`` (the sandbox's, in a sandbox run)."""
+        self.settings = replace(self.settings, api_url=api_url)
+        configure_transport(api_url, self.settings.api_timeout)
+
+    def _configured(self, key: str) -> PaymentCallback | None:
+        value = self.app.config.get(key)
+        cached = self._resolved.get(key)
+        if cached is None or cached[0] is not value:
+            cached = (value, resolve_callable(value, key))
+            self._resolved[key] = cached
+        return cached[1]
+
+    def credit_callback(self) -> PaymentCallback:
+        """The credit callback; ``MissingCallbackError`` when there is none."""
+        callback = self.callbacks.credit or self._configured("STARS_CREDIT_CALLBACK")
+        if callback is None:
+            raise MissingCallbackError(
+                "flask_stars has no credit callback: set STARS_CREDIT_CALLBACK or decorate a "
+                "function with @stars.credit; payments are not credited until you do "
+                "(Telegram redelivers them meanwhile)"
+            )
+        return callback
+
+    def debit_callback(self) -> PaymentCallback | None:
+        """The debit callback, or None when the host has none."""
+        return self.callbacks.debit or self._configured("STARS_DEBIT_CALLBACK")
+
+    def credit(self, payment: Payment) -> None:
+        """Run the host's credit callback (inside the caller's transaction)."""
+        self.credit_callback()(payment)
+
+    def debit(self, payment: Payment) -> None:
+        """Run the host's debit callback, if any (inside the caller's transaction)."""
+        callback = self.debit_callback()
+        if callback is not None:
+            callback(payment)
+
+    def send(self, signal: NamedSignal, **kwargs: Any) -> None:
+        """Send a signal; a receiver's error is logged and never undoes a payment."""
+        try:
+            signal.send(self.app, **kwargs)
+        except Exception:
+            log.exception("a receiver of %s failed", signal.name)
+
+
+def get_state(app: Flask | None = None) -> StarsState:
+    """The ``StarsState`` of ``app`` (the current app by default)."""
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    state: StarsState | None = app.extensions.get(EXTENSION_KEY)
+    if state is None:
+        raise NotInitialisedError(
+            "flask_stars is not initialised on this app: call FlaskStars(app) or "
+            "app.register_blueprint(stars_bp)"
+        )
+    return state

@@ -1,0 +1,409 @@
+"""The intake: every update Telegram sends, from the webhook, a polling bot or a replay.
+
+One place classifies an update, parses it, logs it raw, handles it and owns its
+transaction. A ``successful_payment`` reads top to bottom here and in ``ledger``:
+``handle_update`` → ``handle_charge`` (raw log row → ``ledger.record_payment`` → commit)
+→ ``ledger.announce_payment``. Anything that is not a payment goes to the host's bot.
+
+Payment updates never go through telebot's handler machinery in webhook mode: a
+``TeleBot(threaded=True)`` would run them in a thread pool after the request returned and
+swallow their errors. They are handled here, synchronously, so the webhook's answer says
+whether the payment is safely recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
+from telebot import types
+
+from . import ledger
+from .db import insert_unless_exists, kept_after_commit, limit_wait
+from .errors import BotApiError, StarsError
+from .messages import message
+from .models import UpdateKind, UpdateLog, utcnow
+from .precheckout import PreCheckout, PreCheckoutDecision, decide
+from .schemas import ValidationError, payment_message_schema, pre_checkout_query_schema
+from .signals import pre_checkout_rejected
+from .subscriptions import apply_state_update
+
+if TYPE_CHECKING:
+    from .state import StarsState
+
+log = logging.getLogger(__name__)
+
+
+class MalformedUpdate(StarsError):
+    """A payment update whose fields are not what Telegram sends."""
+
+    error = "invalid_update"
+
+    def __init__(self, messages: Any) -> None:
+        super().__init__(f"malformed payment update: {messages}")
+        self.messages = messages
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of an update: ``kind`` and a short ``detail`` for logs and tests."""
+
+    kind: str
+    detail: str = ""
+    #: A Bot API call to send as the webhook's reply (``{"method": ..., ...}``), if any.
+    reply: dict[str, Any] | None = None
+    #: Work that may wait until the answer is on its way (logging, signals).
+    after: Callable[[], None] | None = None
+
+
+# --- classify and parse -------------------------------------------------------------------
+
+
+def classify(update: dict[str, Any]) -> str | None:
+    """The payment kind of an update (``UpdateKind``), or None for any other update."""
+    if update.get("pre_checkout_query") is not None:
+        return UpdateKind.PRE_CHECKOUT
+    if isinstance(update.get("subscription"), dict):
+        return UpdateKind.SUBSCRIPTION
+    msg = update.get("message")
+    if isinstance(msg, dict):
+        if msg.get("successful_payment") is not None:
+            return UpdateKind.SUCCESSFUL_PAYMENT
+        if msg.get("refunded_payment") is not None:
+            return UpdateKind.REFUNDED_PAYMENT
+    return None
+
+
+def parse_pre_checkout(data: Any) -> PreCheckout:
+    """A ``pre_checkout_query`` object as a ``PreCheckout``; ``MalformedUpdate`` if it is not one."""
+    try:
+        q = pre_checkout_query_schema.load(data if isinstance(data, dict) else {})
+    except ValidationError as exc:
+        raise MalformedUpdate(exc.messages) from None
+    return PreCheckout(
+        id=q["id"],
+        user_id=q["from_"]["id"],
+        currency=q["currency"],
+        total_amount=q["total_amount"],
+        invoice_payload=q["invoice_payload"],
+        language_code=q["from_"]["language_code"],
+    )
+
+
+def parse_charge(msg: Any, kind: str, update_id: int | None) -> ledger.ChargeReport:
+    """A payment message's ``successful_payment``/``refunded_payment`` as a ``ChargeReport``."""
+    try:
+        m = payment_message_schema.load(msg if isinstance(msg, dict) else {})
+    except ValidationError as exc:
+        raise MalformedUpdate(exc.messages) from None
+    charge = m.get(kind)
+    if charge is None:
+        raise MalformedUpdate({kind: ["Missing data for required field."]})
+    return ledger.ChargeReport(
+        telegram_payment_charge_id=charge["telegram_payment_charge_id"],
+        currency=charge["currency"],
+        total_amount=charge["total_amount"],
+        invoice_payload=charge["invoice_payload"],
+        provider_payment_charge_id=charge["provider_payment_charge_id"],
+        user_id=m["from_"]["id"],
+        chat_id=(m.get("chat") or {}).get("id"),
+        language_code=m["from_"]["language_code"],
+        update_id=update_id,
+        is_recurring=bool(charge.get("is_recurring")),
+        subscription_expiration_date=charge.get("subscription_expiration_date"),
+        raw=msg,
+    )
+
+
+# --- handle ---------------------------------------------------------------------------------
+
+
+def handle_update(
+    state: StarsState, update: dict[str, Any], body: str | None = None, *, can_reply: bool = False
+) -> Outcome:
+    """Handle one update the webhook received (or a polling bot or ``replay`` hands over).
+
+    Raises on anything that must make Telegram redeliver (a database error, a failing
+    credit callback); the webhook answers 500 then.
+    """
+    kind = classify(update)
+    raw_id = update.get("update_id")
+    update_id = raw_id if isinstance(raw_id, int) and not isinstance(raw_id, bool) else None
+    if body is None:
+        body = json.dumps(update, ensure_ascii=False)
+    if kind == UpdateKind.PRE_CHECKOUT:
+        query = parse_pre_checkout(update["pre_checkout_query"])
+        return handle_pre_checkout(state, query, update_id, body, can_reply=can_reply)
+    if kind in (UpdateKind.SUCCESSFUL_PAYMENT, UpdateKind.REFUNDED_PAYMENT):
+        assert kind is not None
+        return handle_charge(state, kind, update["message"], update_id, body)
+    if kind == UpdateKind.SUBSCRIPTION:
+        return handle_subscription_update(state, update["subscription"], update_id, body)
+    return pass_to_bot(state, update)
+
+
+def handle_pre_checkout(
+    state: StarsState, query: PreCheckout, update_id: int | None, body: str, *, can_reply: bool = False
+) -> Outcome:
+    """Decide, answer, then commit the hold together with the log row (one commit).
+
+    Telegram gets the answer before anything is committed: it is due in 10 s, and the
+    approval's row lock already keeps a racing second pre-checkout waiting. With
+    ``STARS_ANSWER_IN_RESPONSE`` and ``can_reply`` (a webhook request), the answer goes
+    back as the webhook's own reply instead (the commit comes just before it); otherwise
+    ``answerPreCheckoutQuery`` is called and its failure makes Telegram redeliver.
+    """
+    try:
+        state.credit_callback()  # never approve what could not be credited
+        limit_wait(state.session, state.settings.pre_checkout_timeout)
+        decision = decide(state, query)
+    except Exception:
+        log.exception("pre-checkout %s could not be decided; refusing it", query.id)
+        _rollback_quietly(state)
+        decision = PreCheckoutDecision(ok=False, reason="try_again")
+    error_message = None if decision.ok else message(decision.reason or "try_again", query.language_code)
+
+    def commit_and_log() -> None:
+        try:
+            log_update(state, update_id, UpdateKind.PRE_CHECKOUT, body, processed=True, note=decision.reason)
+        except Exception:
+            log.exception("could not log pre-checkout %s", query.id)
+            _rollback_quietly(state)
+
+    def announce() -> None:
+        if not decision.ok:
+            state.send(
+                pre_checkout_rejected,
+                query_id=query.id,
+                user_id=query.user_id,
+                reason=decision.reason,
+                order=decision.order,
+            )
+
+    detail = "ok" if decision.ok else str(decision.reason)
+    if can_reply and state.settings.answer_in_response:
+        reply: dict[str, Any] = {
+            "method": "answerPreCheckoutQuery",
+            "pre_checkout_query_id": query.id,
+            "ok": decision.ok,
+        }
+        if error_message:
+            reply["error_message"] = error_message
+        # Committed before the reply leaves: after the response this request's session is
+        # gone (Flask tears the app context down first), and the hold with it.
+        commit_and_log()
+        return Outcome(UpdateKind.PRE_CHECKOUT, detail, reply=reply, after=announce)
+    try:
+        state.gateway.answer_pre_checkout(query.id, decision.ok, error_message)
+    except BotApiError as exc:
+        if exc.error_code != 400:
+            _rollback_quietly(state)
+            raise  # Telegram busy or unreachable: answer 500 so it redelivers and we answer again
+        # 400: the query was already answered or is too old; a redelivery cannot help.
+        log.warning("Telegram refused our answer to pre-checkout %s: %s", query.id, exc)
+    commit_and_log()
+    return Outcome(UpdateKind.PRE_CHECKOUT, detail, after=announce)
+
+
+def handle_charge(state: StarsState, kind: str, msg: Any, update_id: int | None, body: str) -> Outcome:
+    """A ``successful_payment`` or ``refunded_payment``: log it raw, apply it, commit once.
+
+    The raw row is written first in its own transaction, so a failure stays on record
+    for ``flask stars replay``. If the database cannot even take that row, the body goes
+    to the disk spool and the error propagates (500: Telegram redelivers). Then the
+    ledger applies the update and this function commits it with the log row marked
+    processed; signals follow the commit.
+    """
+    session = state.session
+    try:
+        row_id, already_done = log_update(state, update_id, kind, body)
+    except SQLAlchemyError:
+        _rollback_quietly(state)
+        state.spool.put(update_id, body)
+        raise
+    if already_done:
+        return Outcome(kind, "duplicate update")
+    with kept_after_commit(session):  # signals read the payment after the commit
+        try:
+            report = parse_charge(msg, kind, update_id)
+            if kind == UpdateKind.SUCCESSFUL_PAYMENT:
+                result = ledger.record_payment(state, report)
+            else:
+                refunded = ledger.apply_refund(state, report.telegram_payment_charge_id, report.total_amount)
+            _mark_processed(state, row_id)
+            session.commit()
+        except Exception as exc:
+            mark_failed(state, row_id, exc)
+            raise
+        if kind == UpdateKind.REFUNDED_PAYMENT:
+            ledger.announce_refund(state, refunded)
+            return Outcome(kind, "refunded" if refunded is not None else "noted")
+        ledger.announce_payment(state, result)
+    if result.duplicate_delivery:
+        return Outcome(kind, "duplicate charge")
+    return Outcome(kind, "credited" if result.credited else str(result.payment.problem))
+
+
+def handle_subscription_update(state: StarsState, data: Any, update_id: int | None, body: str) -> Outcome:
+    """The user cancelled or re-enabled a plan, or a renewal failed: note the new state."""
+    fields: dict[str, Any] = data if isinstance(data, dict) else {}
+    user = fields.get("user")
+    user_id = user.get("id") if isinstance(user, dict) else None
+    payload, new_state = fields.get("invoice_payload"), fields.get("state")
+    if not isinstance(user_id, int) or not isinstance(payload, str) or not isinstance(new_state, str):
+        raise MalformedUpdate({"subscription": ["user.id, invoice_payload and state are required."]})
+    sub = apply_state_update(state, user_id, payload, new_state)
+    state.session.commit()
+    try:
+        log_update(
+            state, update_id, UpdateKind.SUBSCRIPTION, body, processed=True, note=None if sub else "unknown"
+        )
+    except SQLAlchemyError:
+        log.exception("could not log subscription update %s", update_id)
+        _rollback_quietly(state)
+    return Outcome(UpdateKind.SUBSCRIPTION, new_state if sub else "unknown subscription")
+
+
+def pass_to_bot(state: StarsState, update: dict[str, Any]) -> Outcome:
+    """Anything that is not a payment goes to the host's TeleBot; its errors are its own."""
+    try:
+        state.bot.process_new_updates([types.Update.de_json(update)])  # type: ignore[no-untyped-call]
+    except Exception:
+        log.exception("the bot failed on update %s", update.get("update_id"))
+        return Outcome("other", "bot error")
+    return Outcome("other", "passed to bot")
+
+
+def _rollback_quietly(state: StarsState) -> None:
+    try:
+        state.session.rollback()
+    except SQLAlchemyError:
+        log.debug("rollback failed too", exc_info=True)
+
+
+# --- the raw update log ------------------------------------------------------------------
+
+
+def log_update(
+    state: StarsState,
+    update_id: int | None,
+    kind: str,
+    body: str,
+    *,
+    processed: bool = False,
+    note: str | None = None,
+) -> tuple[int, bool]:
+    """Write an update to the raw log in its own transaction: ``(row id, already_processed)``.
+
+    A redelivery of an update that was fully handled returns ``already_processed=True``.
+    An update is the same only if its id *and* its body match: Telegram restarts its ids at
+    random after a week of silence, and a reused id must never hide a new payment.
+    """
+    session = state.session
+    digest = hashlib.sha256(body.encode()).hexdigest()
+    now = utcnow()
+    values = {
+        "update_id": update_id,
+        "digest": digest,
+        "kind": kind,
+        "body": body,
+        "attempts": 1,
+        "processed": processed,
+        "processed_at": now if processed else None,
+        "error": note,
+        "received_at": now,
+    }
+    row_id = session.execute(
+        insert_unless_exists(session, UpdateLog, ["update_id", "digest"], values)
+    ).scalar()
+    if row_id is not None:
+        session.commit()
+        return row_id, False
+    # Logged before: a redelivery (or a concurrent delivery) of the same update.
+    existing = session.execute(
+        sa.select(UpdateLog.id, UpdateLog.processed).where(
+            UpdateLog.update_id == update_id, UpdateLog.digest == digest
+        )
+    ).one()
+    if existing.processed:
+        session.rollback()
+        return existing.id, True
+    session.execute(
+        sa.update(UpdateLog).where(UpdateLog.id == existing.id).values(attempts=UpdateLog.attempts + 1)
+    )
+    session.commit()
+    return existing.id, False
+
+
+def _mark_processed(state: StarsState, log_row_id: int | None) -> None:
+    if log_row_id is not None:
+        state.session.execute(
+            sa.update(UpdateLog)
+            .where(UpdateLog.id == log_row_id)
+            .values(processed=True, processed_at=utcnow(), error=None)
+        )
+
+
+def mark_failed(state: StarsState, log_row_id: int | None, error: BaseException) -> None:
+    """After a failure: roll back, and note why the update failed, to inspect and replay it."""
+    try:
+        state.session.rollback()
+        if log_row_id is None:
+            return
+        state.session.execute(
+            sa.update(UpdateLog)
+            .where(UpdateLog.id == log_row_id)
+            .values(error=f"{error.__class__.__name__}: {error}"[:2000])
+        )
+        state.session.commit()
+    except Exception:  # the database may be what failed; the row stays unprocessed
+        log.exception("could not note the failure of update row %s", log_row_id)
+        _rollback_quietly(state)
+
+
+# --- replay -------------------------------------------------------------------------------
+
+
+def replay(
+    state: StarsState, update_ids: tuple[int, ...] = (), *, failed: bool = False
+) -> Iterator[tuple[str, Outcome | Exception]]:
+    """Handle logged payment updates again, yielding ``(label, outcome or error)`` per update.
+
+    With ``failed``: first the spooled bodies the database could not take (each file is
+    removed once handled), then every logged payment update not yet processed. With
+    ``update_ids``: those updates. Exactly-once holds: a charge already done is skipped.
+    """
+    session = state.session
+    for path in state.spool.pending() if failed else []:
+        body = path.read_text(encoding="utf-8")
+        try:
+            outcome = handle_update(state, json.loads(body), body)
+        except Exception as exc:
+            _rollback_quietly(state)
+            yield f"{path.name} (spooled)", exc
+            continue
+        path.unlink()
+        yield f"{path.name} (spooled)", outcome
+    stmt = (
+        sa.select(UpdateLog.update_id, UpdateLog.body)
+        .where(UpdateLog.kind != UpdateKind.PRE_CHECKOUT)
+        .order_by(UpdateLog.id)
+    )
+    if failed:
+        stmt = stmt.where(UpdateLog.processed.is_(False))
+    if update_ids:
+        stmt = stmt.where(UpdateLog.update_id.in_(update_ids))
+    rows = session.execute(stmt).all()
+    session.rollback()
+    for update_id, body in rows:
+        try:
+            yield str(update_id), handle_update(state, json.loads(body), body)
+        except Exception as exc:
+            _rollback_quietly(state)
+            yield str(update_id), exc

@@ -1,0 +1,67 @@
+"""Setting flask_stars up on an app: check the config, build the state, wire the bot.
+
+Both ways in call ``setup_app``: ``FlaskStars.init_app`` and, when the blueprint is
+mounted on its own, ``stars_bp``'s registration hook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask
+from telebot import TeleBot
+
+from .botapi import configure_transport
+from .chat import register_buy_command
+from .config import CONFIG_KEYS, read_settings, resolve_callable
+from .db import StarsDatabase
+from .errors import MissingCallbackError, StarsConfigError
+from .packs import Catalogue, Pack
+from .state import EXTENSION_KEY, Callbacks, StarsState
+
+if TYPE_CHECKING:
+    from flask_sqlalchemy import SQLAlchemy
+
+
+def setup_app(
+    app: Flask,
+    *,
+    callbacks: Callbacks | None = None,
+    db: SQLAlchemy | None = None,
+    bot: TeleBot | None = None,
+    packs: Iterable[Pack | Mapping[str, Any]] | None = None,
+    require_callback: bool,
+) -> StarsState:
+    """Check the ``STARS_*`` config and keep the app's state in ``app.extensions["stars"]``.
+
+    ``require_callback``: the credit callback must be in the config now (the blueprint
+    mounted on its own has no decorator that could still come).
+    """
+    if EXTENSION_KEY in app.extensions:
+        raise StarsConfigError("flask_stars is already initialised on this app")
+    callbacks = callbacks or Callbacks()
+    for key, (default, _meaning) in CONFIG_KEYS.items():
+        app.config.setdefault(key, default)
+    settings = read_settings(app.config, bot.token if bot is not None else None)
+    catalogue = Catalogue(packs or app.config["STARS_PACKS"])
+    for key in ("STARS_CREDIT_CALLBACK", "STARS_DEBIT_CALLBACK"):
+        resolve_callable(app.config.get(key), key)  # fail now on a typo, not at payment time
+    if require_callback and callbacks.credit is None and app.config.get("STARS_CREDIT_CALLBACK") is None:
+        raise MissingCallbackError(
+            "STARS_CREDIT_CALLBACK is not set: give a callable or 'module:attr' that "
+            "credits payment.user_id with payment.pack.credits"
+        )
+    configure_transport(settings.api_url, settings.api_timeout)
+    owns_bot = bot is None
+    if bot is None:
+        # Our own bot handles updates synchronously, inside the webhook request.
+        bot = TeleBot(settings.bot_token, threaded=False)
+    state = StarsState(
+        app, callbacks, settings, catalogue, bot, StarsDatabase(app, settings, db), owns_bot=owns_bot
+    )
+    app.extensions[EXTENSION_KEY] = state
+    app.teardown_appcontext(state.database.remove)
+    if settings.buy_command:
+        register_buy_command(bot, app)
+    return state
