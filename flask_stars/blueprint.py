@@ -40,6 +40,7 @@ from .wiring import setup_app
 
 log = logging.getLogger(__name__)
 
+
 stars_bp = Blueprint(
     "stars",
     __name__,
@@ -107,7 +108,8 @@ def _json_body(schema: Schema | None = None) -> Any:
     raw = request.get_data(cache=True)  # raises 413 above STARS_MAX_BODY
     try:
         data = json.loads(raw or b"null")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: nesting deeper than the parser goes ("[" * 100_000) is not JSON we take.
         raise _bad_request("The body is not valid JSON.", "invalid_json") from None
     if schema is None:
         return data
@@ -159,9 +161,11 @@ def packs() -> Response:
 def create_invoice() -> tuple[Response, int]:
     """Make (or reuse) the caller's pending order for a pack and return its invoice link."""
     state = get_state()
-    body = _json_body(invoice_request_schema)
+    # Who is asking first, from the header alone: an unauthenticated request is answered
+    # 401 before its body is read, so a body that never comes parks no thread.
     init = request_init_data()
     state.invoice_limit.hit(init.user.id)
+    body = _json_body(invoice_request_schema)
     pack = state.packs.get(body["pack_id"])
     if pack is None:
         raise PackNotFound(f"No pack {body['pack_id']!r}.")
@@ -182,14 +186,25 @@ def create_invoice() -> tuple[Response, int]:
 
 @stars_bp.get("/orders/<order_id>")
 def order_status(order_id: str) -> Response:
-    """The caller's order; ``?wait=N`` long-polls while it is pending (N ≤ 25 s)."""
+    """The caller's order; ``?wait=N`` long-polls while it is pending (N ≤ 25 s).
+
+    A long-poll holds a thread, so only ``STARS_ORDER_WAITS_PER_USER`` per user and
+    ``STARS_ORDER_WAITS_MAX`` in all run at once in this process; past that the order is
+    answered at once, as it is now (the client polls again).
+    """
     state = get_state()
     init = request_init_data()
     try:
         query = order_query_schema.load(request.args.to_dict())
     except ValidationError as exc:
         raise _bad_request("The query string is not valid.", "validation_error", exc.messages) from None
-    order = orders.wait_for_order(state, order_id, init.user.id, query["wait"])
+    wait: float = query["wait"]
+    if wait <= 0:
+        return jsonify(_order_json(orders.wait_for_order(state, order_id, init.user.id, 0)))
+    with state.order_waits.slot(init.user.id) as may_wait:
+        if not may_wait:
+            log.debug("long-poll of user %s answered at once: its wait slots are taken", init.user.id)
+        order = orders.wait_for_order(state, order_id, init.user.id, wait if may_wait else 0)
     return jsonify(_order_json(order))
 
 
@@ -242,6 +257,8 @@ def change_subscription(subscription_id: str, action: str) -> Response:
     init = request_init_data()
     if action not in ("cancel", "enable"):
         raise StarsHTTPError("Use .../cancel or .../enable.", error="not_found", code=404)
+    # Each change is an editUserStarSubscription call: STARS_SUBSCRIPTION_RATE_LIMIT per user.
+    state.subscription_limit.hit(init.user.id)
     if not subscription_id.isdigit() or len(subscription_id) > 18:
         raise SubscriptionNotFound()
     sub = get_subscription(state, int(subscription_id), init.user.id)

@@ -1,7 +1,8 @@
 """The chat path: ``/buy_stars`` and its pack buttons, on the host's (or our own) TeleBot.
 
 A button (or ``/buy_stars stars_pack_1``) sends a Stars invoice tied to the same kind of
-pending order the Mini App makes, so both credit alike.
+pending order the Mini App makes, so both credit alike, and counts against the same
+per-user limit (``STARS_INVOICE_RATE_LIMIT``) as the Mini App's ``POST /stars/invoice``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from telebot import types
 
-from .errors import BotApiError, MissingCallbackError
+from .errors import BotApiError, MissingCallbackError, RateLimited
 from .messages import message
 from .orders import open_invoice, pending_order
 from .state import get_state
@@ -41,7 +42,14 @@ def offer_packs(state: StarsState, chat_id: int, language_code: str | None) -> N
 def send_pack_invoice(
     state: StarsState, user_id: int, chat_id: int, pack_id: str, language_code: str | None
 ) -> None:
-    """Send the invoice for ``pack_id`` in the chat, tied to the user's pending order."""
+    """Send the invoice for ``pack_id`` in the chat, tied to the user's pending order.
+
+    Counts against the user's invoice limit (``state.invoice_limit``, shared with the Mini
+    App's ``POST /stars/invoice``) before anything is sent; past it, raises ``RateLimited``
+    and sends nothing, so a user pressing a button in a loop cannot push the bot into
+    Telegram's 429s.
+    """
+    state.invoice_limit.hit(user_id)
     pack = state.packs.get(pack_id)
     if pack is None:
         state.gateway.send_message(chat_id, message("unknown_pack", language_code))
@@ -84,6 +92,12 @@ def register_buy_command(bot: TeleBot, app: Flask) -> None:
                     send_pack_invoice(state, msg.from_user.id, msg.chat.id, args[0].strip(), lang)
                 else:
                     offer_packs(state, msg.chat.id, lang)
+            except RateLimited as exc:
+                # One short line per typed command (the user's own pace), never an invoice.
+                log.info("/%s from user %s: over the invoice limit", command, msg.from_user.id)
+                state.gateway.send_message(
+                    msg.chat.id, message("rate_limited", lang, seconds=exc.retry_after)
+                )
             except BotApiError as exc:
                 log.error("/%s failed: %s", command, exc)
 
@@ -93,13 +107,22 @@ def register_buy_command(bot: TeleBot, app: Flask) -> None:
             lang = call.from_user.language_code
             pack_id = (call.data or "")[len(BUY_CALLBACK_PREFIX) :]
             chat_id = call.message.chat.id if call.message else call.from_user.id
+            notice: str | None = None
             try:
-                state.bot.answer_callback_query(call.id)
                 send_pack_invoice(state, call.from_user.id, chat_id, pack_id, lang)
+            except RateLimited as exc:
+                # Past the limit the press gets only its callback answer (which Telegram
+                # needs anyway), with a short notice: no invoice, no extra message.
+                log.info("button from user %s: over the invoice limit", call.from_user.id)
+                notice = message("rate_limited", lang, seconds=exc.retry_after)
             except BotApiError as exc:
                 log.error("buying %s from the chat failed: %s", pack_id, exc)
             except Exception:
                 log.exception("buying %s from the chat failed", pack_id)
+            try:
+                state.bot.answer_callback_query(call.id, text=notice)
+            except Exception as exc:  # the button's spinner only; nothing to undo
+                log.warning("answerCallbackQuery failed: %s", exc)
 
     bot.register_message_handler(on_command, commands=[command])
     bot.register_callback_query_handler(

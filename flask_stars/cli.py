@@ -21,12 +21,14 @@ from flask.cli import with_appcontext
 
 from .botapi import PAYMENT_UPDATES
 from .errors import BotApiError, StarsError
+from .ledger import due_refunds
 from .ledger import refund as refund_payment
 from .migrations import upgrade
 from .models import Order, Payment, Subscription, utcnow
 from .reconcile import ReconcileReport
 from .reconcile import reconcile as run_reconcile
-from .state import get_state
+from .retention import prune_updates
+from .state import StarsState, get_state
 from .subscriptions import get_subscription, set_canceled
 from .updates import replay as replay_updates
 
@@ -137,17 +139,45 @@ def replay(update_ids: tuple[int, ...], failed: bool) -> None:
         raise SystemExit(1)
 
 
+def _refund_one(state: StarsState, charge_id: str, reason: str | None) -> Payment:
+    """``ledger.refund``, with a failure of the host's code (the debit callback) as one line.
+
+    ``ledger.refund`` rolls the ledger back when the debit callback (or the database)
+    fails, so the payment stays as it was; Telegram may already have given the Stars back,
+    and running the command again then finishes it (``CHARGE_ALREADY_REFUNDED`` is fine).
+    """
+    try:
+        return refund_payment(state, charge_id, reason)
+    except StarsError:
+        raise
+    except Exception as exc:
+        state.session.rollback()
+        raise click.ClickException(
+            f"refund of {charge_id} failed: {exc.__class__.__name__}: {exc} (your debit callback "
+            "or the database); the ledger is unchanged. Fix it and run this command again: "
+            "a charge Telegram already refunded is then recorded and debited once"
+        ) from None
+
+
 @click.command("refund")
 @with_appcontext
 @stars_errors
-@click.argument("charge_id")
+@click.argument("charge_id", required=False)
 @click.option(
     "--reason", default=None, help="Why (kept in the log and sent with the payment_refunded signal)."
 )
-def refund(charge_id: str, reason: str | None) -> None:
+@click.option("--due", is_flag=True, help="Finish every due refund of a second payment for a paid order.")
+def refund(charge_id: str | None, reason: str | None, due: bool) -> None:
     """Refund a payment: refundStarPayment, then the ledger and your debit callback, once."""
-    payment = refund_payment(get_state(), charge_id, reason)
-    click.echo(f"{charge_id}: {payment.status} ({payment.stars} Stars back to user {payment.payer_id})")
+    if due == bool(charge_id):
+        raise click.UsageError("give CHARGE_ID or --due")
+    state = get_state()
+    charge_ids = due_refunds(state) if due else [charge_id or ""]
+    for one in charge_ids:
+        payment = _refund_one(state, one, reason or ("second payment for a paid order" if due else None))
+        click.echo(f"{one}: {payment.status} ({payment.stars} Stars back to user {payment.payer_id})")
+    if due:
+        click.echo(f"{len(charge_ids)} due refund(s) finished")
 
 
 @click.command("reconcile")
@@ -182,6 +212,33 @@ def reconcile(dry_run: bool, full: bool, as_json: bool) -> None:
     _rows([{title: label, "count": value} for label, value in report.rows()], False)
     for example in report.examples:
         click.echo(f"  unmatched {example['id']}: {example['amount']} Stars, {example['why']}")
+
+
+@click.command("prune")
+@with_appcontext
+@stars_errors
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+@click.option(
+    "--days",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Keep this many days instead of STARS_UPDATE_RETENTION_DAYS.",
+)
+def prune(dry_run: bool, days: int | None) -> None:
+    """Delete handled pre-checkout and subscription rows of stars_updates past the retention.
+
+    Money updates (successful_payment, refunded_payment) and rows not processed yet are
+    never deleted. Rows go in small batches, so the webhook is never held up for long.
+    """
+    result = prune_updates(get_state(), days=days, dry_run=dry_run)
+    if result.cutoff is None:
+        click.echo("STARS_UPDATE_RETENTION_DAYS is None: stars_updates is kept whole, nothing deleted")
+        return
+    since = result.cutoff.isoformat(timespec="seconds")
+    if dry_run:
+        click.echo(f"would delete {result.count} update row(s) received before {since} (dry run)")
+    else:
+        click.echo(f"deleted {result.count} update row(s) received before {since}")
 
 
 @click.command("balance")
@@ -288,15 +345,20 @@ def sandbox(host: str, port: int, mini_app: str) -> None:
     """Run this app with the sandbox playing Telegram: no account, no network.
 
     The Bot API is emulated on 127.0.0.1 (this process's Bot API calls go there), and
-    /stars/sandbox/ plays the Telegram client around your Mini App. For development
+    /stars/sandbox/ plays the Telegram client around your Mini App. The run uses the
+    sandbox's own bot token (and the webhook secret derived from it), never
+    STARS_BOT_TOKEN, so nothing it signs is valid for your real bot. For development
     only: it serves with Flask's threaded development server.
     """
     # Imported here, not at the top: production code never loads the sandbox.
-    from .sandbox import Sandbox, attach_sandbox
+    from .sandbox import SANDBOX_TOKEN, Sandbox, attach_sandbox
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     state = get_state(app)
-    emulator = Sandbox(token=state.settings.bot_token).start()
+    # The sandbox's own token, never STARS_BOT_TOKEN (which may be the production bot's):
+    # initData the sandbox page signs must be worthless to the real bot.
+    state.use_sandbox_token(SANDBOX_TOKEN)
+    emulator = Sandbox(token=SANDBOX_TOKEN).start()
     state.use_api_url(emulator.url)
     page = attach_sandbox(app, emulator, f"http://{host}:{port}", mini_app_url=mini_app)
     click.echo(f"Bot API sandbox on {emulator.url}; Telegram never hears of this run.")
@@ -375,6 +437,7 @@ COMMANDS = (
     replay,
     refund,
     reconcile,
+    prune,
     balance,
     stats,
     subscriptions_cmd,

@@ -51,6 +51,18 @@ CONFIG_KEYS: dict[str, tuple[Any, str]] = {
         "20/minute",
         "invoice requests per user (a `limits` rate); None turns it off",
     ),
+    "STARS_SUBSCRIPTION_RATE_LIMIT": (
+        "10/minute",
+        "subscription cancel/enable requests per user (a `limits` rate, its own count); None turns it off",
+    ),
+    "STARS_ORDER_WAITS_PER_USER": (
+        2,
+        "long-polls (GET /orders/<id>?wait=N) one user may hold at once in one process",
+    ),
+    "STARS_ORDER_WAITS_MAX": (
+        2,
+        "long-polls one process holds at once (keep it under the worker's threads); 0: never wait",
+    ),
     "STARS_RATE_LIMIT_STORAGE": (
         "memory://",
         "where counts live: memory:// (one process) or redis://host:6379",
@@ -66,6 +78,10 @@ CONFIG_KEYS: dict[str, tuple[Any, str]] = {
     "STARS_PRE_CHECKOUT_TIMEOUT": (
         3,
         "seconds the database may take to decide a pre-checkout before it is refused",
+    ),
+    "STARS_UPDATE_RETENTION_DAYS": (
+        30,
+        "days `flask stars prune` keeps handled non-money rows of stars_updates; None keeps all",
     ),
     "STARS_CREATE_TABLES": (True, "create flask_stars' tables on first use"),
     "STARS_SQLITE_WAL": (True, "switch a file SQLite database to WAL mode on first use"),
@@ -98,10 +114,14 @@ class Settings:
     duplicate_payment: str
     max_body: int
     invoice_rate_limit: str | None
+    subscription_rate_limit: str | None
+    order_waits_per_user: int
+    order_waits_max: int
     rate_limit_storage: str
     spool_dir: str | None
     pre_checkout_timeout: float
     answer_in_response: bool
+    update_retention_days: int | None
     create_tables: bool
     sqlite_wal: bool
 
@@ -118,6 +138,57 @@ def _positive_number(config: Mapping[str, Any], key: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         raise StarsConfigError(f"{key} must be a positive number of seconds, got {value!r}")
     return float(value)
+
+
+def _optional_days(config: Mapping[str, Any], key: str) -> int | None:
+    value = config[key]
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise StarsConfigError(f"{key} must be a positive whole number of days, or None, got {value!r}")
+    return value
+
+
+def _whole_number(config: Mapping[str, Any], key: str) -> int:
+    value = config[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise StarsConfigError(f"{key} must be a whole number (0 or more), got {value!r}")
+    return value
+
+
+def _rate(config: Mapping[str, Any], key: str) -> str | None:
+    """A ``limits`` rate such as ``"10/minute"``, or None (no limit)."""
+    from limits import parse
+
+    value = config[key]
+    if value is None or value == "":
+        return None
+    try:
+        if not isinstance(value, str):
+            raise ValueError(value)
+        parse(value)
+    except ValueError:
+        raise StarsConfigError(f"{key}={value!r} is not a rate such as '10/minute'") from None
+    return value
+
+
+def _public_key(value: Any) -> str | None:
+    """``STARS_INIT_DATA_PUBLIC_KEY``: None, or an Ed25519 public key as 64 hex characters."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    if value is None:
+        return None
+    message = (
+        "STARS_INIT_DATA_PUBLIC_KEY must be an Ed25519 public key as 64 hex characters "
+        f"(such as Telegram's), got {value!r}"
+    )
+    if not isinstance(value, str) or len(value) != 64:
+        raise StarsConfigError(message)
+    try:
+        Ed25519PublicKey.from_public_bytes(bytes.fromhex(value))
+    except ValueError:
+        raise StarsConfigError(message) from None
+    return value
 
 
 def _secrets(value: Any, token: str) -> tuple[str, ...]:
@@ -165,7 +236,7 @@ def read_settings(config: Mapping[str, Any], bot_token: str | None) -> Settings:
         webhook_secrets=_secrets(config["STARS_WEBHOOK_SECRET"], token),
         init_data_max_age=_positive_int(config, "STARS_INIT_DATA_MAX_AGE"),
         init_data_validation=validation,
-        init_data_public_key=config["STARS_INIT_DATA_PUBLIC_KEY"],
+        init_data_public_key=_public_key(config["STARS_INIT_DATA_PUBLIC_KEY"]),
         order_ttl=_positive_int(config, "STARS_ORDER_TTL"),
         pre_checkout_hold=_positive_int(config, "STARS_PRE_CHECKOUT_HOLD"),
         allow_gifts=bool(config["STARS_ALLOW_GIFTS"]),
@@ -175,10 +246,14 @@ def read_settings(config: Mapping[str, Any], bot_token: str | None) -> Settings:
         duplicate_payment=duplicate,
         max_body=_positive_int(config, "STARS_MAX_BODY"),
         invoice_rate_limit=config["STARS_INVOICE_RATE_LIMIT"] or None,
+        subscription_rate_limit=_rate(config, "STARS_SUBSCRIPTION_RATE_LIMIT"),
+        order_waits_per_user=_positive_int(config, "STARS_ORDER_WAITS_PER_USER"),
+        order_waits_max=_whole_number(config, "STARS_ORDER_WAITS_MAX"),
         rate_limit_storage=config["STARS_RATE_LIMIT_STORAGE"],
         spool_dir=config["STARS_SPOOL_DIR"],
         pre_checkout_timeout=_positive_number(config, "STARS_PRE_CHECKOUT_TIMEOUT"),
         answer_in_response=bool(config["STARS_ANSWER_IN_RESPONSE"]),
+        update_retention_days=_optional_days(config, "STARS_UPDATE_RETENTION_DAYS"),
         create_tables=bool(config["STARS_CREATE_TABLES"]),
         sqlite_wal=bool(config["STARS_SQLITE_WAL"]),
     )

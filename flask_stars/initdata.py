@@ -163,12 +163,13 @@ def _parse_user(raw_user: str | None) -> WebAppUser:
         raise InvalidInitData("initData carries no user.")
     try:
         data = json.loads(raw_user)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InvalidInitData("initData's user is not JSON.") from None
     if not isinstance(data, dict):
         raise InvalidInitData("initData's user is not an object.")
     user_id = data.get("id")
-    if isinstance(user_id, bool) or not isinstance(user_id, int) or user_id <= 0:
+    # Telegram's ids fit a signed 64-bit integer; a larger one cannot be stored anywhere.
+    if isinstance(user_id, bool) or not isinstance(user_id, int) or not 0 < user_id < 2**63:
         raise InvalidInitData("initData's user has no valid id.")
 
     def text(key: str) -> str | None:

@@ -29,7 +29,7 @@ from .models import (
     order_id_from_payload,
     utcnow,
 )
-from .orders import load_order
+from .orders import load_order, sold_pack
 from .packs import XTR
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ def record_payment(state: StarsState, report: ChargeReport) -> PaymentResult:
         user_id=report.user_id,
         payer_id=report.user_id,
         stars=report.total_amount,
-        currency=report.currency,
+        currency=report.currency[:8],  # anything but XTR is recorded as amount_mismatch
         invoice_payload=report.invoice_payload[:255],
         status=PaymentStatus.PAID,
         credited=False,
@@ -100,18 +100,21 @@ def record_payment(state: StarsState, report: ChargeReport) -> PaymentResult:
     )
     result = PaymentResult(payment)
     renewal = False
+    pack = sold_pack(state, order) if order is not None else None
     if order is None:
         payment.problem = "unknown_order"
     else:
         payment.order = order
         payment.user_id = order.user_id
         payment.pack_id = order.pack_id
-        payment.attach_pack(state.packs.get(order.pack_id))
+        payment.attach_pack(pack)
         if report.currency != XTR or report.total_amount != order.stars:
             payment.problem = "amount_mismatch"
+        elif pack is None:
+            payment.problem = "pack_unavailable"  # an order older than its record, pack gone
         elif order.status in (OrderStatus.PAID, OrderStatus.REFUNDED):
-            if subscriptions.is_subscription(state, order, report.is_recurring):
-                renewal = True  # a subscription's next month: same payload, new charge
+            if pack.subscription and report.is_recurring:
+                renewal = True  # a plan's next month: same payload, new charge
             else:
                 payment.problem = "order_already_paid"
 
@@ -143,7 +146,7 @@ def record_payment(state: StarsState, report: ChargeReport) -> PaymentResult:
     session.add(payment)
     session.flush()
     if result.credited:
-        if order is not None and subscriptions.is_subscription(state, order, report.is_recurring):
+        if order is not None and pack is not None and pack.subscription and payment.problem is None:
             subscriptions.record_period(state, payment, order, report.subscription_expiration_date, now)
         _lock_user(state, payment.user_id)
         state.credit(payment)  # the host's callback, inside this transaction
@@ -169,15 +172,20 @@ def apply_refund(state: StarsState, charge_id: str, stars: int) -> Payment | Non
         return None
     if payment.status == PaymentStatus.REFUNDED:
         return None
+    now = utcnow()
     payment.status = PaymentStatus.REFUNDED
-    payment.refunded_at = utcnow()
-    payment.attach_pack(state.packs.get(payment.pack_id) if payment.pack_id else None)
+    payment.refunded_at = now
     order = payment.order
+    if order is not None:
+        payment.attach_pack(sold_pack(state, order))
+    sub = subscriptions.subscription_of(state, payment) if order is not None else None
+    if sub is not None:
+        subscriptions.end_refunded_period(sub, payment, now)
     if (
         order is not None
         and payment.problem is None
         and order.status == OrderStatus.PAID
-        and subscriptions.is_first_payment(state, payment)  # a refunded renewal leaves the order paid
+        and (sub is None or sub.charge_id == payment.telegram_payment_charge_id)  # a renewal: stays paid
     ):
         order.status = OrderStatus.REFUNDED
     if payment.credited:
@@ -212,8 +220,8 @@ def payment_by_charge(state: StarsState, charge_id: str, *, lock: bool = False) 
     if lock:
         stmt = stmt.with_for_update(of=Payment)
     payment = state.session.scalar(stmt)
-    if payment is not None and payment.pack_id:
-        payment.attach_pack(state.packs.get(payment.pack_id))
+    if payment is not None and payment.order is not None:
+        payment.attach_pack(sold_pack(state, payment.order))
     return payment
 
 
@@ -227,7 +235,7 @@ def announce_payment(state: StarsState, result: PaymentResult) -> None:
         return
     if result.credited and payment.problem is None:
         state.send(signals.payment_succeeded, payment=payment, order=payment.order)
-    elif payment.problem in ("unknown_order", "amount_mismatch"):
+    elif payment.problem in ("unknown_order", "amount_mismatch", "pack_unavailable"):
         log.warning(
             "payment %s recorded but not credited (%s)", payment.telegram_payment_charge_id, payment.problem
         )
@@ -285,6 +293,27 @@ def refund(state: StarsState, charge_id: str, reason: str | None = None) -> Paym
     fresh = payment_by_charge(state, charge_id)  # loaded, so it can be read after the request
     assert fresh is not None
     return fresh
+
+
+def due_refunds(state: StarsState) -> list[str]:
+    """Charge ids of second payments for paid orders that are still to be given back.
+
+    Such a payment is committed as paid, not credited, ``problem="order_already_paid"``
+    before ``refundStarPayment`` is called; if the process dies in between, or Telegram
+    fails, the row stays so, and ``reconcile`` or ``flask stars refund --due`` finish it.
+    Under ``STARS_DUPLICATE_PAYMENT="credit"`` nothing is due (those are credited).
+    """
+    charge_ids = state.session.scalars(
+        sa.select(Payment.telegram_payment_charge_id)
+        .where(
+            Payment.problem == "order_already_paid",
+            Payment.status == PaymentStatus.PAID,
+            Payment.credited.is_(False),
+        )
+        .order_by(Payment.id)
+    ).all()
+    state.session.rollback()
+    return list(charge_ids)
 
 
 def refund_duplicate(state: StarsState, payment: Payment) -> bool:

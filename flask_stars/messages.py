@@ -7,6 +7,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "This invoice is not valid any more. Please start the purchase again.",
         "ru": "Этот счёт больше недействителен. Начните покупку заново.",
     },
+    "pack_unavailable": {
+        "en": "This offer is no longer available. Please start the purchase again.",
+        "ru": "Это предложение больше недоступно. Начните покупку заново.",
+    },
     "order_not_pending": {
         "en": "This order is already paid or closed.",
         "ru": "Этот заказ уже оплачен или закрыт.",
@@ -42,6 +46,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "unknown_pack": {
         "en": "There is no such pack.",
         "ru": "Такого пакета нет.",
+    },
+    "rate_limited": {
+        "en": "Too many purchases started. Please try again in {seconds} s.",
+        "ru": "Слишком много покупок подряд. Попробуйте через {seconds} с.",
     },
     "shop_unavailable": {
         "en": "Payments are unavailable right now. Please try again later.",

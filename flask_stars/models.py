@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-if TYPE_CHECKING:
-    from .packs import Pack
+from .packs import Pack
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -93,6 +92,11 @@ class Order(StarsModel):
     held_by: Mapped[int | None] = mapped_column(sa.BigInteger)
     held_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     hold_query_id: Mapped[str | None] = mapped_column(sa.String(64))
+    # What the order sells, recorded when it is made: a payment delivers this, whatever
+    # the catalogue says later. NULL only on orders made before revision stars_0003.
+    pack_title: Mapped[str | None] = mapped_column(sa.String(32))
+    pack_credits: Mapped[Any] = mapped_column(sa.JSON, nullable=True)
+    pack_subscription: Mapped[bool | None] = mapped_column(sa.Boolean)
 
     __table_args__ = (
         # One pending order per user and pack, enforced by the database so that
@@ -106,6 +110,38 @@ class Order(StarsModel):
             postgresql_where=sa.text("status = 'pending'"),
         ),
     )
+
+    def record_pack(self, pack: Pack) -> None:
+        """Record what this order sells: ``pack`` as the catalogue has it now."""
+        self.pack_id = pack.id
+        self.stars = pack.stars
+        self.pack_title = pack.title
+        self.pack_credits = pack.credits
+        self.pack_subscription = pack.subscription
+
+    @property
+    def sold_pack(self) -> Pack | None:
+        """The ``Pack`` this order sells, as recorded when it was made (None before stars_0003)."""
+        if self.pack_title is None:
+            return None
+        return Pack(
+            id=self.pack_id,
+            stars=self.stars,
+            title=self.pack_title,
+            credits=self.pack_credits,
+            subscription=bool(self.pack_subscription),
+        )
+
+    def sells(self, pack: Pack) -> bool:
+        """Whether this order sells exactly ``pack`` (so its invoice can be handed out again)."""
+        sold = self.sold_pack
+        return sold is not None and (sold.id, sold.stars, sold.title, sold.credits, sold.subscription) == (
+            pack.id,
+            pack.stars,
+            pack.title,
+            pack.credits,
+            pack.subscription,
+        )
 
     @property
     def payload(self) -> str:
@@ -164,16 +200,19 @@ class Payment(StarsModel):
 
     @property
     def pack(self) -> Pack | None:
-        """The ``Pack`` this payment bought (with ``credits``), as the ledger filled it in.
+        """The ``Pack`` this payment bought (with ``credits``): what its order sold.
 
-        The money path sets it before any callback or signal sees the payment; a row
-        loaded by other code has None until ``attach_pack`` is called.
+        It is the order's record of the sale, not today's catalogue, so a later price or
+        credits change never alters what an old invoice delivers. None for a payment that
+        matched no order.
         """
-        pack: Pack | None = self.__dict__.get("_pack")
-        return pack
+        attached: Pack | None = self.__dict__.get("_pack")
+        if attached is not None:
+            return attached
+        return self.order.sold_pack if self.order is not None else None
 
     def attach_pack(self, pack: Pack | None) -> None:
-        """Fill in ``pack`` (not stored: the row keeps ``pack_id``)."""
+        """Fill in ``pack`` for an order made before stars_0003 (not stored)."""
         self.__dict__["_pack"] = pack
 
     def __repr__(self) -> str:

@@ -23,7 +23,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         404: "unknown pack, order or subscription (or another user's)",
         409: "the subscription was cancelled by the user in Telegram; only they can renew it",
         413: "body larger than STARS_MAX_BODY",
-        429: "too many invoices for this user (Retry-After is set)",
+        429: "too many requests of this kind from this user (Retry-After is set)",
         500: "not configured, or an update that must be redelivered",
         502: "the Bot API failed",
         503: "the Bot API asked to wait (Retry-After is set)",
@@ -146,7 +146,7 @@ def build_spec(state: StarsState) -> dict[str, Any]:
                 ],
                 "responses": {
                     "200": _json("Subscription", "its new state"),
-                    **_errors(401, 404, 409, 502, 503),
+                    **_errors(401, 404, 409, 429, 502, 503),
                 },
             }
         },

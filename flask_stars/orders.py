@@ -41,7 +41,18 @@ def load_order(state: StarsState, order_id: str, *, lock: bool = False) -> Order
 def _reusable(state: StarsState, order: Order, pack: Pack, now: datetime) -> bool:
     min_life = timedelta(seconds=state.settings.order_ttl * REUSE_MIN_LIFE_SHARE)
     held = order.held_until is not None and order.held_until > now
-    return order.stars == pack.stars and (held or order.expires_at - now > min_life)
+    # Handed out again only while it sells exactly what the catalogue sells now.
+    return order.sells(pack) and (held or order.expires_at - now > min_life)
+
+
+def sold_pack(state: StarsState, order: Order) -> Pack | None:
+    """What ``order`` sells: its own record, or for an order made before that record
+    existed (revision stars_0003), the catalogue's pack while its price is unchanged."""
+    recorded = order.sold_pack
+    if recorded is not None:
+        return recorded
+    current = state.packs.get(order.pack_id)
+    return current if current is not None and current.stars == order.stars else None
 
 
 def pending_order(state: StarsState, user_id: int, pack: Pack) -> tuple[Order, bool]:
@@ -65,7 +76,8 @@ def pending_order(state: StarsState, user_id: int, pack: Pack) -> tuple[Order, b
         if order is not None:
             if _reusable(state, order, pack, now):
                 return order, False
-            # Too old, or the pack's price changed: retire it (unless a payment holds it).
+            # Too old, or the pack changed: retire it (unless a payment holds it). Its
+            # invoice can still be paid and delivers what it sold.
             session.execute(
                 sa.update(Order)
                 .where(
@@ -79,12 +91,11 @@ def pending_order(state: StarsState, user_id: int, pack: Pack) -> tuple[Order, b
             continue
         order = Order(
             user_id=user_id,
-            pack_id=pack.id,
-            stars=pack.stars,
             status=OrderStatus.PENDING,
             created_at=now,
             expires_at=now + timedelta(seconds=state.settings.order_ttl),
         )
+        order.record_pack(pack)
         session.add(order)
         try:
             session.commit()

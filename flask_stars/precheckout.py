@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from .models import Order, OrderStatus, order_id_from_payload, utcnow
-from .orders import load_order
+from .orders import load_order, sold_pack
 from .packs import XTR
 
 if TYPE_CHECKING:
@@ -56,6 +56,12 @@ def decide(state: StarsState, query: PreCheckout) -> PreCheckoutDecision:
         now = utcnow()
         held_by_this_query = sa.and_(Order.hold_query_id == query.id, Order.held_until > now)
         owner = sa.true() if state.settings.allow_gifts else Order.user_id == query.user_id
+        # An order records what it sells; one made before that record existed is sold
+        # only while the catalogue still offers its pack at its price.
+        sells_something = sa.or_(
+            Order.pack_title.is_not(None),
+            *(sa.and_(Order.pack_id == p.id, Order.stars == p.stars) for p in state.packs.values()),
+        )
         taken = session.execute(  # type: ignore[attr-defined]
             sa.update(Order)
             .where(
@@ -63,6 +69,7 @@ def decide(state: StarsState, query: PreCheckout) -> PreCheckoutDecision:
                 Order.status == OrderStatus.PENDING,
                 Order.stars == query.total_amount,
                 owner,
+                sells_something,
                 sa.or_(Order.expires_at > now, held_by_this_query),
                 # Free, or held by this same query (Telegram redelivered it).
                 sa.or_(Order.held_until.is_(None), Order.held_until <= now, Order.hold_query_id == query.id),
@@ -95,6 +102,8 @@ def refusal(state: StarsState, query: PreCheckout, order: Order | None) -> str |
         return "order_not_pending"
     if query.user_id != order.user_id and not state.settings.allow_gifts:
         return "not_owner"
+    if sold_pack(state, order) is None:
+        return "pack_unavailable"
     now = utcnow()
     same_query_holds = order.hold_query_id == query.id and order.held_until and order.held_until > now
     if order.expires_at <= now and not same_query_holds:

@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 
-from .ledger import ChargeReport, announce_payment, announce_refund, apply_refund, record_payment
+from .ledger import (
+    ChargeReport,
+    announce_payment,
+    announce_refund,
+    apply_refund,
+    due_refunds,
+    record_payment,
+    refund,
+)
 from .models import Meta, Order, Payment, PaymentStatus, order_id_from_payload
 from .packs import XTR
 
@@ -44,6 +52,8 @@ class ReconcileReport:
     credited: int = 0
     recorded_not_credited: int = 0
     refunds_applied: int = 0
+    refunds_noted: int = 0
+    due_refunds_finished: int = 0
     unmatched: int = 0
     other: int = 0
     examples: list[dict[str, Any]] = field(default_factory=list)
@@ -56,6 +66,8 @@ class ReconcileReport:
             (f"missed payments {would}credited", self.credited),
             (f"missed payments {would}recorded, not credited", self.recorded_not_credited),
             (f"missed refunds {would}applied", self.refunds_applied),
+            (f"refunds of unseen payments {would}kept for them", self.refunds_noted),
+            (f"due refunds of second payments {would}finished", self.due_refunds_finished),
             ("unmatched (reported, not changed)", self.unmatched),
             ("other transactions (not payments)", self.other),
         ]
@@ -98,9 +110,11 @@ def reconcile(
     report = ReconcileReport(dry_run=dry_run, start_offset=offset, end_offset=offset)
     while True:
         page = state.gateway.star_transactions(offset, page_size)
+        # Applied in Telegram's order, each seeing what the ones before it wrote: a refund
+        # listed after its payment on the same page finds the payment just recorded.
         known = _ledger_statuses(state, page)
         for tx in page:
-            _one(state, tx, known.get(str(tx.get("id"))), report, dry_run)
+            _one(state, tx, known, report, dry_run)
         offset += len(page)
         report.read += len(page)
         report.end_offset = offset
@@ -109,7 +123,14 @@ def reconcile(
         if on_page is not None:
             on_page(report)
         if len(page) < page_size:
-            return report
+            break
+    if dry_run:
+        report.due_refunds_finished = len(due_refunds(state))
+    else:
+        for charge_id in due_refunds(state):
+            refund(state, charge_id, reason="a second payment for a paid order, finished by reconcile")
+            report.due_refunds_finished += 1
+    return report
 
 
 def _ledger_statuses(state: StarsState, page: list[dict[str, Any]]) -> dict[str, str]:
@@ -127,24 +148,29 @@ def _ledger_statuses(state: StarsState, page: list[dict[str, Any]]) -> dict[str,
 
 
 def _one(
-    state: StarsState, tx: dict[str, Any], status: str | None, report: ReconcileReport, dry_run: bool
+    state: StarsState, tx: dict[str, Any], known: dict[str, str], report: ReconcileReport, dry_run: bool
 ) -> None:
-    """One transaction; ``status`` is its payment's in the ledger (None: not there)."""
+    """One transaction; ``known`` maps charge ids to ledger statuses and is kept current."""
     direction, partner = _kind(tx)
     charge_id = tx.get("id")
     if direction == "other" or not isinstance(charge_id, str) or not charge_id:
         report.other += 1
         return
+    status = known.get(charge_id)
     session = state.session
     if direction == "out":
-        if status is None:
-            report._example(tx, "a refund of a charge the ledger does not know")
-        elif status == PaymentStatus.REFUNDED:
+        if status == PaymentStatus.REFUNDED:
             report.already_recorded += 1
+            return
+        if status is None:
+            # A refund of a payment whose webhook never came: kept, as the webhook path
+            # keeps it, and applied when the payment is recorded (nothing is credited then).
+            report.refunds_noted += 1
         else:
             report.refunds_applied += 1
-            if not dry_run:
-                _commit(state, lambda: apply_refund(state, charge_id, int(tx.get("amount") or 0)))
+        known[charge_id] = PaymentStatus.REFUNDED
+        if not dry_run:
+            _commit(state, lambda: apply_refund(state, charge_id, int(tx.get("amount") or 0)))
         return
     if status is not None:
         report.already_recorded += 1
@@ -157,6 +183,7 @@ def _one(
     if order is None or not isinstance(user.get("id"), int):
         report._example(tx, "an incoming payment whose payload names none of our orders")
         return
+    known[charge_id] = PaymentStatus.PAID
     if dry_run:
         report.credited += 1
         return

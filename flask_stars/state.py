@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from flask import Flask, current_app
 
 from .botapi import BotGateway, configure_transport
-from .config import Settings, resolve_callable
+from .config import Settings, default_webhook_secret, resolve_callable
 from .db import StarsDatabase
 from .errors import MissingCallbackError, NotInitialisedError
 from .packs import Catalogue
 from .ratelimit import UserRateLimit
 from .spool import Spool
+from .waits import WaitGate
 
 if TYPE_CHECKING:
     from blinker import NamedSignal
@@ -77,6 +78,11 @@ class StarsState:
         self.invoice_limit = UserRateLimit(
             settings.invoice_rate_limit, settings.rate_limit_storage, "STARS_INVOICE_RATE_LIMIT"
         )
+        # Its own count ("flask_stars:subscription:<user>"), so cancelling never blocks buying.
+        self.subscription_limit = UserRateLimit(
+            settings.subscription_rate_limit, settings.rate_limit_storage, "STARS_SUBSCRIPTION_RATE_LIMIT"
+        )
+        self.order_waits = WaitGate(settings.order_waits_per_user, settings.order_waits_max)
         self.spool = Spool(settings.spool_dir or os.path.join(app.instance_path, "stars-spool"))
         self.blueprint_registered = False
         self.url_prefix = ""
@@ -91,6 +97,30 @@ class StarsState:
         """Send this process's Bot API calls to ``api_url`` (the sandbox's, in a sandbox run)."""
         self.settings = replace(self.settings, api_url=api_url)
         configure_transport(api_url, self.settings.api_timeout)
+
+    def use_sandbox_token(self, token: str) -> None:
+        """Make this process a sandbox run's bot: everything that depends on the token uses ``token``.
+
+        ``flask stars sandbox`` calls it with the sandbox's own token, so that nothing the
+        sandbox signs (initData from ``/stars/sandbox/init-data``) is valid for the real bot,
+        whatever ``STARS_BOT_TOKEN`` holds. It switches the bot (the host's own TeleBot too:
+        in a sandbox run its calls go to the sandbox, which knows only its own token) and
+        the gateway, the webhook secret (derived from ``token``; a configured one belongs
+        to the real bot) and the initData check (HMAC with ``token``: only Telegram can make
+        an Ed25519 ``signature``).
+        """
+        from telebot import util
+
+        self.settings = replace(
+            self.settings,
+            bot_token=token,
+            webhook_secrets=(default_webhook_secret(token),),
+            init_data_validation="hmac",
+        )
+        self.bot.token = token
+        self.bot.bot_id = util.extract_bot_id(token)
+        self.bot._user = None  # telebot's cached getMe of the other bot
+        self.gateway = BotGateway(self.bot)
 
     def _configured(self, key: str) -> PaymentCallback | None:
         value = self.app.config.get(key)

@@ -25,10 +25,6 @@ log = logging.getLogger(__name__)
 PERIOD = timedelta(days=30)
 
 
-def is_subscription(state: StarsState, order: Order, is_recurring: bool) -> bool:
-    """Whether a payment for ``order`` pays a plan (a first payment or a renewal)."""
-    pack = state.packs.get(order.pack_id)
-    return bool(is_recurring or (pack is not None and pack.subscription))
 
 
 def record_period(
@@ -38,7 +34,7 @@ def record_period(
 
     ``expiration_date`` is Telegram's ``subscription_expiration_date`` (a Unix time), if sent.
     """
-    expires = datetime.fromtimestamp(expiration_date, UTC) if expiration_date else None
+    expires = _plausible_expiry(expiration_date, now)
     sub = state.session.scalar(
         sa.select(Subscription)
         .where(Subscription.order_id == order.id)
@@ -70,10 +66,33 @@ def record_period(
     return sub
 
 
-def is_first_payment(state: StarsState, payment: Payment) -> bool:
-    """Whether ``payment`` is the one that paid its order (not a later renewal)."""
-    sub = state.session.scalar(sa.select(Subscription).where(Subscription.order_id == payment.order_id))
-    return sub is None or sub.charge_id == payment.telegram_payment_charge_id
+def _plausible_expiry(expiration_date: int | None, now: datetime) -> datetime | None:
+    """Telegram's expiry as a datetime, or None when it is absent or absurd (a forged
+    update must not make a row that cannot be stored, nor a plan that never ends)."""
+    if not expiration_date:
+        return None
+    try:
+        expires = datetime.fromtimestamp(expiration_date, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+    return expires if now - PERIOD <= expires <= now + 2 * PERIOD else None
+
+
+def subscription_of(state: StarsState, payment: Payment) -> Subscription | None:
+    """The plan ``payment`` paid a period of, if any."""
+    return state.session.scalar(sa.select(Subscription).where(Subscription.order_id == payment.order_id))
+
+
+def end_refunded_period(sub: Subscription, payment: Payment, now: datetime) -> None:
+    """A refund of the payment for the current period ends the access it paid for.
+
+    A refund of an older period's payment changes nothing: that period is over already.
+    """
+    if sub.last_charge_id == payment.telegram_payment_charge_id and (
+        sub.expires_at is None or sub.expires_at > now
+    ):
+        sub.expires_at = now
+        sub.updated_at = now
 
 
 def apply_state_update(

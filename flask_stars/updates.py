@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, SQLAlchemyError
 from telebot import types
 
 from . import ledger
@@ -137,14 +137,20 @@ def handle_update(
     update_id = raw_id if isinstance(raw_id, int) and not isinstance(raw_id, bool) else None
     if body is None:
         body = json.dumps(update, ensure_ascii=False)
-    if kind == UpdateKind.PRE_CHECKOUT:
-        query = parse_pre_checkout(update["pre_checkout_query"])
-        return handle_pre_checkout(state, query, update_id, body, can_reply=can_reply)
     if kind in (UpdateKind.SUCCESSFUL_PAYMENT, UpdateKind.REFUNDED_PAYMENT):
         assert kind is not None
         return handle_charge(state, kind, update["message"], update_id, body)
-    if kind == UpdateKind.SUBSCRIPTION:
-        return handle_subscription_update(state, update["subscription"], update_id, body)
+    try:
+        if kind == UpdateKind.PRE_CHECKOUT:
+            query = parse_pre_checkout(update["pre_checkout_query"])
+            return handle_pre_checkout(state, query, update_id, body, can_reply=can_reply)
+        if kind == UpdateKind.SUBSCRIPTION:
+            return handle_subscription_update(state, update["subscription"], update_id, body)
+    except MalformedUpdate as exc:
+        # Recorded and answered 2xx: a redelivery of the same bytes could never do better.
+        log.warning("update %s is malformed: %s", update_id, exc.messages)
+        log_update(state, update_id, kind or "other", body, processed=True, note=str(exc)[:2000])
+        return Outcome(kind or "other", "malformed")
     return pass_to_bot(state, update)
 
 
@@ -231,13 +237,25 @@ def handle_charge(state: StarsState, kind: str, msg: Any, update_id: int | None,
         return Outcome(kind, "duplicate update")
     with kept_after_commit(session):  # signals read the payment after the commit
         try:
-            report = parse_charge(msg, kind, update_id)
+            try:
+                report = parse_charge(msg, kind, update_id)
+            except MalformedUpdate as exc:
+                # Kept unprocessed with its error for a human (and `replay`), answered 2xx:
+                # a redelivery of the same bytes could never do better.
+                mark_failed(state, row_id, exc)
+                return Outcome(kind, "malformed: kept for replay")
             if kind == UpdateKind.SUCCESSFUL_PAYMENT:
                 result = ledger.record_payment(state, report)
             else:
                 refunded = ledger.apply_refund(state, report.telegram_payment_charge_id, report.total_amount)
             _mark_processed(state, row_id)
             session.commit()
+        except (DataError, OverflowError) as exc:
+            # A value the database cannot store (only a forged update carries one): kept
+            # with its error and answered 2xx, never a 500 that Telegram redelivers forever.
+            mark_failed(state, row_id, exc)
+            log.error("update %s cannot be stored: %s", update_id, exc)
+            return Outcome(kind, "unstorable: kept for replay")
         except Exception as exc:
             mark_failed(state, row_id, exc)
             raise

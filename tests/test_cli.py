@@ -121,3 +121,109 @@ def test_flask_stars_sandbox_runs_a_host_app_with_telegram_emulated(tmp_path):
         proc.terminate()
         out, _ = proc.communicate(timeout=10)
     assert "Open http://127.0.0.1:" in out and "/stars/sandbox/" in out
+
+
+def _broken_debit(payment: object) -> None:
+    raise RuntimeError("the coins table is locked")
+
+
+def test_refund_whose_debit_callback_fails_exits_with_one_line_and_leaves_the_ledger(make_shop):
+    from tests import hostapp
+
+    shop = make_shop(STARS_DEBIT_CALLBACK=_broken_debit)
+    _, attempt = shop.buy(42)
+    assert shop.balance(42) == 1_000_000
+    runner = shop.app.test_cli_runner()
+    result = runner.invoke(args=["stars", "refund", attempt.charge_id])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith(
+        f"Error: refund of {attempt.charge_id} failed: RuntimeError: the coins table is locked"
+    )
+    assert "the ledger is unchanged" in line
+    # Rolled back: the payment is still paid and the coins are still there.
+    (payment,) = shop.payments()
+    assert payment.status == "paid" and payment.refunded_at is None
+    assert shop.balance(42) == 1_000_000
+    # With the callback fixed, the same command finishes it (Telegram says it is already
+    # refunded) and debits once.
+    shop.app.config["STARS_DEBIT_CALLBACK"] = hostapp.debit_coins
+    again = runner.invoke(args=["stars", "refund", attempt.charge_id])
+    assert again.exit_code == 0, again.output
+    assert f"{attempt.charge_id}: refunded" in again.output
+    assert shop.balance(42) == 0 and shop.credit_log.debits == [attempt.charge_id]
+
+
+PRODUCTION_TOKEN = "987654321:PRODUCTION-token-of-the-real-bot"
+
+
+def test_sandbox_run_signs_init_data_with_its_own_token_never_the_production_one(database_url):
+    """`flask stars sandbox` on an app whose STARS_BOT_TOKEN is the real bot's."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import pytest
+    import requests
+
+    from flask_stars.errors import InvalidInitData
+    from flask_stars.initdata import validate_init_data
+    from flask_stars.sandbox import SANDBOX_TOKEN, TEST_USERS
+    from flask_stars.testing import init_data_header
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    app_spec = f"tests.hostapp:create_app({database_url!r}, STARS_BOT_TOKEN={PRODUCTION_TOKEN!r})"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", app_spec, "stars", "sandbox", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                if requests.get(base + "/stars/sandbox/", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("the sandbox did not come up")
+        user = TEST_USERS[0]
+        init = requests.get(base + "/stars/sandbox/init-data", params={"user": user["id"]}, timeout=5).json()
+        raw = init["init_data"]
+        # Worthless to the real bot: it is signed with the sandbox's own token.
+        with pytest.raises(InvalidInitData):
+            validate_init_data(raw, PRODUCTION_TOKEN, max_age=86400)
+        assert validate_init_data(raw, SANDBOX_TOKEN, max_age=86400).user.id == user["id"]
+        # And the run does not take initData signed with the production token either.
+        forged = requests.post(
+            base + "/stars/invoice",
+            json={"pack_id": "stars_pack_1"},
+            headers=init_data_header(PRODUCTION_TOKEN, user["id"]),
+            timeout=5,
+        )
+        assert forged.status_code == 401
+        # A purchase through the sandbox still works end to end.
+        auth = {"Authorization": "tma " + raw}
+        order = requests.post(
+            base + "/stars/invoice", json={"pack_id": "stars_pack_1"}, headers=auth, timeout=5
+        ).json()
+        slug = order["invoice_url"].rsplit("$", 1)[1]
+        paid = requests.post(
+            base + "/stars/sandbox/pay", json={"slug": slug, "user_id": user["id"]}, timeout=15
+        ).json()
+        assert paid["ok"] and paid["webhook_status"] == 200
+        status = requests.get(base + f"/stars/orders/{order['order_id']}", headers=auth, timeout=5).json()
+        assert status["status"] == "paid"
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
+    assert PRODUCTION_TOKEN not in out

@@ -17,9 +17,13 @@
 (function (global) {
   "use strict";
 
-  // The blueprint's base URL, from this script's own address (works under any url_prefix).
+  // The blueprint's base URL, from this script's own address, under any url_prefix. The
+  // blueprint serves it at <prefix>/stars.js and, as its static file (url_for("stars.static",
+  // filename="stars.js")), at <prefix>/static/stars.js: both lead back to <prefix>.
   var script = document.currentScript;
-  var baseUrl = script && script.src ? script.src.replace(/\/stars\.js(\?.*)?$/, "") : "/stars";
+  var baseUrl = script && script.src
+    ? script.src.replace(/[?#].*$/, "").replace(/\/(?:static\/)?stars\.js$/, "")
+    : "/stars";
 
   function StarsError(code, message, status, fields) {
     var error = new Error(message || code);
@@ -84,13 +88,20 @@
   }
 
   // Long-poll the order until the server leaves "pending" or the time budget is spent.
+  // A busy server answers a long-poll at once (its wait slots are taken): then back off,
+  // doubling the pause up to 4 s, instead of asking again and again.
   function confirm(orderId, timeoutMs) {
     var deadline = Date.now() + timeoutMs;
+    var pause = 250;
     function step() {
       var left = Math.max(0, Math.ceil((deadline - Date.now()) / 1000));
-      return order(orderId, {wait: Math.min(defaults.pollWait, left)}).then(function (current) {
+      var wait = Math.min(defaults.pollWait, left);
+      var asked = Date.now();
+      return order(orderId, {wait: wait}).then(function (current) {
         if (current.status !== "pending" || Date.now() >= deadline) return current;
-        return sleep(250).then(step);
+        var answeredEarly = Date.now() - asked < wait * 500;
+        pause = answeredEarly ? Math.min(pause * 2, 4000) : 250;
+        return sleep(Math.min(pause, Math.max(0, deadline - Date.now()))).then(step);
       });
     }
     return step();

@@ -1,0 +1,270 @@
+"""Availability: no kind of request from the Mini App can take the threads Telegram needs.
+
+- Long-polls (``GET /stars/orders/<id>?wait=25``) are bounded per user and per process, so
+  a pre-checkout is answered in time even under 32 concurrent waits (gunicorn gthread).
+- ``POST /stars/invoice`` checks initData before it reads the body: a body that never
+  comes parks no thread.
+- Subscription changes are limited per user, on their own count.
+
+Load goes to 127.0.0.1 only and every loop is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+import sqlalchemy as sa
+
+from flask_stars.config import default_webhook_secret
+from flask_stars.models import StarsModel
+from flask_stars.sandbox import Sandbox
+from flask_stars.testing import TEST_TOKEN, init_data_header
+from flask_stars.waits import WaitGate
+from tests import hostapp
+from tests.conftest import Shop
+
+WORKERS = 2
+THREADS = 4
+WAITS = 32
+#: Telegram's own deadline is 10 s; "well inside" it is what a buyer needs.
+PRE_CHECKOUT_BUDGET = 3.0
+MONTHLY = {
+    "id": "monthly",
+    "stars": 250,
+    "title": "Monthly coins",
+    "credits": 3_000_000,
+    "subscription": True,
+}
+
+
+# --- a gunicorn gthread server, 2 workers x 4 threads, with the default STARS_ORDER_WAITS_* ---
+
+
+class Gunicorn:
+    """``tests.served_app`` under gunicorn gthread, its Bot API pointed at the sandbox."""
+
+    def __init__(self, base: str, database_url: str, sandbox: Sandbox) -> None:
+        self.base = base
+        self.tg = sandbox
+        self.engine = sa.create_engine(database_url)
+
+    def invoice(self, user_id: int, pack_id: str = "stars_pack_1") -> dict[str, Any]:
+        resp = requests.post(
+            self.base + "/stars/invoice",
+            json={"pack_id": pack_id},
+            headers=init_data_header(TEST_TOKEN, user_id),
+            timeout=30,
+        )
+        assert resp.status_code in (200, 201), resp.text
+        body: dict[str, Any] = resp.json()
+        return body
+
+    def execute(self, sql: str, **params: Any) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.text(sql), params)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def gthread(database_url: str, sandbox: Sandbox, tmp_path: Path) -> Iterator[Gunicorn]:
+    engine = sa.create_engine(database_url)
+    with engine.begin() as conn:
+        hostapp.HostBase.metadata.create_all(conn)
+        StarsModel.metadata.create_all(conn)
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("PRAGMA journal_mode = WAL")
+    engine.dispose()
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.getcwd(),
+        "SERVED_DB_URL": database_url,
+        "SERVED_API_URL": sandbox.url,
+        "SERVED_SPOOL_DIR": str(tmp_path / "spool"),
+    }
+    cmd = [sys.executable, "-m", "gunicorn", "-w", str(WORKERS), "-k", "gthread", "--threads", str(THREADS)]
+    cmd += ["-b", f"127.0.0.1:{port}", "--timeout", "60", "--graceful-timeout", "3"]
+    cmd += ["--log-level", "warning", "tests.served_app:app"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if requests.get(base + "/stars/packs", timeout=1).status_code == 200:
+                break
+        except requests.RequestException:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            out = proc.communicate(timeout=5)[0] if proc.poll() is not None else ""
+            proc.kill()
+            raise AssertionError(f"gunicorn did not start: {out}")
+        time.sleep(0.1)
+    sandbox.set_webhook_target(base + "/stars/webhook", default_webhook_secret(TEST_TOKEN))
+    server = Gunicorn(base, database_url, sandbox)
+    try:
+        yield server
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        server.engine.dispose()
+
+
+@pytest.mark.parametrize("pollers", ["one user", "32 users"])
+def test_long_polls_never_starve_a_pre_checkout(
+    gthread: Gunicorn, pollers: str, figure: Callable[[str], None]
+) -> None:
+    users = [42] * WAITS if pollers == "one user" else list(range(5000, 5000 + WAITS))
+    order_of = {user: gthread.invoice(user)["order_id"] for user in set(users)}
+    buyer_order = gthread.invoice(77, "stars_pack_2")
+    answered: list[tuple[float, int, str]] = []
+
+    def long_poll(user: int) -> None:
+        started = time.monotonic()
+        resp = requests.get(
+            f"{gthread.base}/stars/orders/{order_of[user]}",
+            params={"wait": 25},
+            headers=init_data_header(TEST_TOKEN, user),
+            timeout=40,
+        )
+        answered.append((time.monotonic() - started, resp.status_code, resp.json().get("status")))
+
+    with ThreadPoolExecutor(max_workers=WAITS) as pool:
+        polls = [pool.submit(long_poll, user) for user in users]
+        time.sleep(1.5)  # every long-poll has reached the server; the refused ones are answered
+        at_once = len(answered)
+
+        started = time.monotonic()
+        attempt = gthread.tg.pay(buyer_order["invoice_url"], 77, deliver_payment=False)
+        pre_checkout = time.monotonic() - started
+        started = time.monotonic()
+        packs = requests.get(gthread.base + "/stars/packs", timeout=30)
+        innocent = time.monotonic() - started
+
+        # End the held waits: their orders leave "pending", so they answer within a poll.
+        gthread.execute(
+            "UPDATE stars_orders SET status = 'expired' WHERE status = 'pending' AND user_id <> 77"
+        )
+        for poll in polls:
+            poll.result(timeout=30)
+
+    held = [a for a in answered if a[2] == "expired"]
+    figure(
+        f"\n[gthread {WORKERS}x{THREADS}] {WAITS} long-polls (?wait=25) from {pollers}: {at_once} answered "
+        f"at once, {len(held)} held; a pre-checkout answered in {pre_checkout:.2f} s, "
+        f"GET /stars/packs in {innocent:.2f} s"
+    )
+    assert attempt.ok, attempt
+    assert pre_checkout < PRE_CHECKOUT_BUDGET
+    assert packs.status_code == 200 and innocent < PRE_CHECKOUT_BUDGET
+    assert all(code == 200 for _took, code, _status in answered)
+    # Defaults: 2 waits per user and 2 in all, per process: at most 4 held by 2 workers.
+    assert len(held) <= 2 * WORKERS
+    assert at_once >= WAITS - 2 * WORKERS
+    assert all(status == "pending" and took < 1.5 for took, _code, status in answered if status != "expired")
+
+
+def test_wait_gate_counts_per_user_and_in_all() -> None:
+    gate = WaitGate(per_user=2, total=3)
+    with gate.slot(1) as a, gate.slot(1) as b, gate.slot(1) as c:
+        assert (a, b, c) == (True, True, False)  # a third wait of one user is refused
+        with gate.slot(2) as d, gate.slot(3) as e:
+            assert (d, e) == (True, False)  # three in all
+            assert gate.active == 3
+    assert gate.active == 0
+    with pytest.raises(RuntimeError), gate.slot(1) as f:
+        assert f
+        raise RuntimeError("the view failed")
+    assert gate.active == 0  # a slot is given back whatever happens
+
+    gate = WaitGate(per_user=2, total=5)
+    taken: list[bool] = []
+    barrier = threading.Barrier(20)
+
+    def take(user: int) -> None:
+        barrier.wait()
+        taken.append(gate.try_acquire(user))
+
+    threads = [threading.Thread(target=take, args=(i % 4,)) for i in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=5)
+    assert taken.count(True) == 5 and gate.active == 5
+
+
+def test_no_long_poll_waits_when_waits_are_turned_off(make_shop: Callable[..., Shop]) -> None:
+    shop = make_shop(STARS_ORDER_WAITS_MAX=0)
+    order = shop.invoice(42).json()
+    started = time.monotonic()
+    resp = shop.order_status(order["order_id"], 42, wait=10)
+    assert resp.status_code == 200 and resp.json()["status"] == "pending"
+    assert time.monotonic() - started < 1.5
+
+
+# --- slow bodies ------------------------------------------------------------------------------
+
+
+def test_an_unauthenticated_invoice_request_is_refused_before_its_body_arrives(shop: Shop) -> None:
+    url = urlsplit(shop.url("/invoice"))
+    head = (
+        f"POST {url.path} HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Type: application/json\r\n"
+        "Content-Length: 100000\r\n\r\n"
+    ).encode()
+    started = time.monotonic()
+    with socket.create_connection((url.hostname, url.port), timeout=3) as sock:
+        sock.sendall(head + b'{"pack_id": ')  # ... and the rest never comes
+        reply = b""
+        while b"\r\n\r\n" not in reply:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+    took = time.monotonic() - started
+    assert reply.split(b" ", 2)[1] == b"401", reply
+    assert took < 2
+
+
+# --- subscription changes are throttled -------------------------------------------------------
+
+
+def test_subscription_changes_are_limited_per_user_on_their_own_count(make_shop: Callable[..., Shop]) -> None:
+    shop = make_shop(STARS_PACKS=[*hostapp.PACKS, MONTHLY], STARS_SUBSCRIPTION_RATE_LIMIT="3/minute")
+    order = shop.invoice(42, "monthly").json()
+    assert shop.tg.pay(order["invoice_url"], 42).ok
+    (sub,) = shop.http.get(shop.url("/subscriptions"), headers=shop.auth(42)).json()["subscriptions"]
+
+    codes = []
+    for action in ("cancel", "enable", "cancel", "enable"):
+        resp = shop.http.post(shop.url(f"/subscriptions/{sub['id']}/{action}"), headers=shop.auth(42))
+        codes.append(resp.status_code)
+    assert codes == [200, 200, 200, 429]
+    assert resp.json()["error"] == "rate_limited"
+    assert 1 <= int(resp.headers["Retry-After"]) <= 60
+    assert len(shop.tg.calls_to("editUserStarSubscription")) == 3  # the 4th never reached Telegram
+
+    # Its own count: the same user can still buy, and another user can still cancel.
+    assert shop.invoice(42, "stars_pack_2").status_code == 201
+    resp = shop.http.post(shop.url(f"/subscriptions/{sub['id']}/cancel"), headers=shop.auth(43))
+    assert resp.status_code == 404  # not theirs, but not throttled
