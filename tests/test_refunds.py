@@ -32,7 +32,9 @@ def test_refund_calls_telegram_and_debits_once(make_shop):
         _wait(lambda: shop.tg.deliveries[-1].status == 200)
         assert shop.balance(42) == 0
         assert len(shop.credit_log.debits) == 1
-        assert seen[0] == "user asked"
+        # Once, from whichever applied it first: this call, or Telegram's refunded_payment
+        # racing it (which carries no reason).
+        assert len(seen) == 1 and seen[0] in ("user asked", None)
     finally:
         payment_refunded.receivers.clear()
 
