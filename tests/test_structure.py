@@ -106,7 +106,18 @@ def test_the_state_sits_at_the_bottom() -> None:
                 todo.append(dep)
     allowed = {
         f"flask_stars.{m}"
-        for m in ("config", "db", "botapi", "packs", "ratelimit", "spool", "waits", "errors", "models", "migrations")
+        for m in (
+            "config",
+            "db",
+            "botapi",
+            "packs",
+            "ratelimit",
+            "spool",
+            "waits",
+            "errors",
+            "models",
+            "migrations",
+        )
     }
     assert below <= allowed
 
