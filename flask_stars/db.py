@@ -19,6 +19,8 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
+from .models import StarsModel
+
 if TYPE_CHECKING:
     from .config import Settings
 
@@ -114,15 +116,11 @@ class StarsDatabase:
 
     @staticmethod
     def _create_tables(engine: sa.Engine) -> None:
-        from .migrations import ensure_current
-
         try:
-            with engine.begin() as conn:
-                ensure_current(conn)
+            StarsModel.metadata.create_all(engine)
         except sa.exc.DBAPIError:
-            # Another worker created or upgraded them at the same moment: look again.
-            with engine.begin() as conn:
-                ensure_current(conn)
+            # Another worker created them between our check and our CREATE: look again.
+            StarsModel.metadata.create_all(engine)
 
     def _prepare_sqlite(self, engine: sa.Engine) -> None:
         """WAL lets readers go on while a payment commits (the mode is kept in the file)."""

@@ -239,16 +239,3 @@ def test_an_initdata_user_id_beyond_int64_is_401_not_500(shop):
     resp = shop.invoice(2**64)
     assert resp.status_code == 401 and resp.json()["error"] == "invalid_init_data"
 
-
-def test_tables_made_by_an_earlier_release_are_upgraded_on_first_use(database_url, make_shop):
-    """The default set-up (STARS_CREATE_TABLES) made its tables with create_all and no
-    version row; a new release must upgrade them, not fail on a missing column."""
-    engine = sa.create_engine(database_url)
-    with engine.begin() as conn:
-        upgrade(conn, "stars_0002")
-        conn.execute(sa.text("DROP TABLE stars_alembic_version"))  # as create_all left them
-    engine.dispose()
-    shop = make_shop()
-    _order_id, attempt = shop.buy(42)
-    assert attempt.ok and attempt.payment.body["detail"] == "credited"
-    assert shop.balance(42) == 1_000_000

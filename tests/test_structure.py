@@ -116,7 +116,6 @@ def test_the_state_sits_at_the_bottom() -> None:
             "waits",
             "errors",
             "models",
-            "migrations",
         )
     }
     assert below <= allowed

@@ -38,35 +38,3 @@ def upgrade(connection: object, revision: str = "heads") -> None:
     from alembic import command
 
     command.upgrade(alembic_config(connection), revision)  # type: ignore[arg-type]
-
-
-def _revision_of_unversioned(connection: object) -> str | None:
-    """The revision an unversioned schema matches (tables made by ``create_all`` of an
-    earlier release), or None when there are no flask_stars tables yet."""
-    import sqlalchemy as sa
-
-    inspector = sa.inspect(connection)
-    tables = set(inspector.get_table_names())
-    if "stars_orders" not in tables:
-        return None
-    if "pack_title" in {c["name"] for c in inspector.get_columns("stars_orders")}:
-        return "stars_0003"
-    return "stars_0002" if "stars_meta" in tables else "stars_0001"
-
-
-def ensure_current(connection: object) -> None:
-    """Create flask_stars' tables, or bring existing ones up to the head revision.
-
-    Tables made by ``create_all`` of an earlier release have no version row: their
-    revision is read off the schema and stamped first, so an upgrade of the package
-    upgrades the tables that already hold money instead of failing on a missing column.
-    """
-    import sqlalchemy as sa
-    from alembic import command
-
-    inspector = sa.inspect(connection)
-    if VERSION_TABLE not in inspector.get_table_names():
-        found = _revision_of_unversioned(connection)
-        if found is not None:
-            command.stamp(alembic_config(connection), found)  # type: ignore[arg-type]
-    upgrade(connection)
