@@ -35,7 +35,7 @@ from .schemas import (
 )
 from .state import EXTENSION_KEY, StarsState, get_state
 from .subscriptions import get_subscription, is_live, set_canceled, user_subscriptions
-from .updates import MalformedUpdate, handle_update
+from .updates import handle_update
 from .wiring import setup_app
 
 log = logging.getLogger(__name__)
@@ -222,8 +222,6 @@ def webhook() -> tuple[Response, int]:
         raise _bad_request("The body is not a Telegram update.", "invalid_update")
     try:
         outcome = handle_update(state, update, raw.decode("utf-8", "replace"), can_reply=True)
-    except MalformedUpdate as exc:
-        raise _bad_request("The payment update is malformed.", "invalid_update", exc.messages) from None
     except BotApiError as exc:
         log.error("update %s needs redelivery: %s", update_id, exc)
         raise StarsHTTPError(

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
-from .models import StarsModel
+from .migrations import ensure_current
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -117,10 +117,12 @@ class StarsDatabase:
     @staticmethod
     def _create_tables(engine: sa.Engine) -> None:
         try:
-            StarsModel.metadata.create_all(engine)
+            with engine.begin() as conn:
+                ensure_current(conn)
         except sa.exc.DBAPIError:
-            # Another worker created them between our check and our CREATE: look again.
-            StarsModel.metadata.create_all(engine)
+            # Another worker created or upgraded them at the same moment: look again.
+            with engine.begin() as conn:
+                ensure_current(conn)
 
     def _prepare_sqlite(self, engine: sa.Engine) -> None:
         """WAL lets readers go on while a payment commits (the mode is kept in the file)."""

@@ -157,13 +157,13 @@ def handle_update(
 def handle_pre_checkout(
     state: StarsState, query: PreCheckout, update_id: int | None, body: str, *, can_reply: bool = False
 ) -> Outcome:
-    """Decide, answer, then commit the hold together with the log row (one commit).
+    """Decide, commit the hold together with the log row (one commit), then answer.
 
-    Telegram gets the answer before anything is committed: it is due in 10 s, and the
-    approval's row lock already keeps a racing second pre-checkout waiting. With
-    ``STARS_ANSWER_IN_RESPONSE`` and ``can_reply`` (a webhook request), the answer goes
-    back as the webhook's own reply instead (the commit comes just before it); otherwise
-    ``answerPreCheckoutQuery`` is called and its failure makes Telegram redeliver.
+    Nothing is held while Telegram is called: the approval's hold is committed first, so
+    a racing second pre-checkout finds the order held and is refused, and a redelivery of
+    this query (same id) is approved again. With ``STARS_ANSWER_IN_RESPONSE`` and
+    ``can_reply`` (a webhook request), the answer goes back as the webhook's own reply;
+    otherwise ``answerPreCheckoutQuery`` is called and its failure makes Telegram redeliver.
     """
     try:
         state.credit_callback()  # never approve what could not be credited
@@ -174,13 +174,13 @@ def handle_pre_checkout(
         _rollback_quietly(state)
         decision = PreCheckoutDecision(ok=False, reason="try_again")
     error_message = None if decision.ok else message(decision.reason or "try_again", query.language_code)
-
-    def commit_and_log() -> None:
-        try:
-            log_update(state, update_id, UpdateKind.PRE_CHECKOUT, body, processed=True, note=decision.reason)
-        except Exception:
-            log.exception("could not log pre-checkout %s", query.id)
-            _rollback_quietly(state)
+    try:
+        log_update(state, update_id, UpdateKind.PRE_CHECKOUT, body, processed=True, note=decision.reason)
+    except Exception:
+        # Only the hold is lost with it (an optimisation: the duplicate-payment policy
+        # covers a second payment); the buyer still gets the decision.
+        log.exception("could not commit pre-checkout %s", query.id)
+        _rollback_quietly(state)
 
     def announce() -> None:
         if not decision.ok:
@@ -201,19 +201,14 @@ def handle_pre_checkout(
         }
         if error_message:
             reply["error_message"] = error_message
-        # Committed before the reply leaves: after the response this request's session is
-        # gone (Flask tears the app context down first), and the hold with it.
-        commit_and_log()
         return Outcome(UpdateKind.PRE_CHECKOUT, detail, reply=reply, after=announce)
     try:
         state.gateway.answer_pre_checkout(query.id, decision.ok, error_message)
     except BotApiError as exc:
         if exc.error_code != 400:
-            _rollback_quietly(state)
             raise  # Telegram busy or unreachable: answer 500 so it redelivers and we answer again
         # 400: the query was already answered or is too old; a redelivery cannot help.
         log.warning("Telegram refused our answer to pre-checkout %s: %s", query.id, exc)
-    commit_and_log()
     return Outcome(UpdateKind.PRE_CHECKOUT, detail, after=announce)
 
 

@@ -17,6 +17,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from flask_stars.migrations import VERSION_TABLE
 from flask_stars.models import Order, Payment, StarsModel, UpdateLog
 from flask_stars.sandbox import PaymentAttempt, Sandbox
 from flask_stars.testing import TEST_TOKEN, connect, init_data_header, serve
@@ -60,6 +61,7 @@ def _reset_database(url: str) -> None:
     with engine.begin() as conn:
         hostapp.HostBase.metadata.drop_all(conn)
         StarsModel.metadata.drop_all(conn)
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))
     engine.dispose()
 
 

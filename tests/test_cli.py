@@ -3,6 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+import requests
+
+from flask_stars.errors import InvalidInitData
+from flask_stars.initdata import validate_init_data
+from flask_stars.sandbox import SANDBOX_TOKEN, TEST_USERS
+from flask_stars.testing import init_data_header
 
 
 def test_set_webhook_sends_secret_and_payment_update_types(shop):
@@ -60,41 +75,22 @@ def test_payments_and_orders_listings(shop):
     assert len(rows) == 1 and rows[0]["user"] == 42
 
 
-def test_flask_stars_sandbox_runs_a_host_app_with_telegram_emulated(tmp_path):
-    """`flask stars sandbox` as a host app's developer runs it, in a real subprocess."""
-    import os
-    import socket
-    import subprocess
-    import sys
-    import time
-
-    import requests
-
-    from flask_stars.sandbox import TEST_USERS
-
+@contextmanager
+def sandbox_run(app_spec: str) -> Iterator[tuple[str, list[str]]]:
+    """`flask stars sandbox` for ``app_spec`` in a real subprocess: yields its base URL and,
+    once the block ends and the run is stopped, the list holds what it printed."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    db = tmp_path / "host.db"
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "flask",
-            "--app",
-            f"tests.hostapp:create_app('sqlite:///{db}')",
-            "stars",
-            "sandbox",
-            "--port",
-            str(port),
-        ],
-        env=env,
+        [sys.executable, "-m", "flask", "--app", app_spec, "stars", "sandbox", "--port", str(port)],
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
     base = f"http://127.0.0.1:{port}"
+    printed: list[str] = []
     try:
         for _ in range(100):
             try:
@@ -104,23 +100,33 @@ def test_flask_stars_sandbox_runs_a_host_app_with_telegram_emulated(tmp_path):
                 time.sleep(0.1)
         else:
             raise AssertionError("the sandbox did not come up")
-        user = TEST_USERS[1]
-        init = requests.get(base + "/stars/sandbox/init-data", params={"user": user["id"]}, timeout=5).json()
-        auth = {"Authorization": "tma " + init["init_data"]}
-        order = requests.post(
-            base + "/stars/invoice", json={"pack_id": "stars_pack_2"}, headers=auth, timeout=5
-        ).json()
-        slug = order["invoice_url"].rsplit("$", 1)[1]
-        paid = requests.post(
-            base + "/stars/sandbox/pay", json={"slug": slug, "user_id": user["id"]}, timeout=15
-        ).json()
-        assert paid["ok"] and paid["webhook_status"] == 200
-        status = requests.get(base + f"/stars/orders/{order['order_id']}", headers=auth, timeout=5).json()
-        assert status["status"] == "paid"
+        yield base, printed
     finally:
         proc.terminate()
-        out, _ = proc.communicate(timeout=10)
-    assert "Open http://127.0.0.1:" in out and "/stars/sandbox/" in out
+        printed.append(proc.communicate(timeout=10)[0])
+
+
+def buy_in_sandbox_run(base: str, init_data: str, user_id: int, pack_id: str) -> None:
+    """Invoice, Pay on the sandbox page, and the server says paid."""
+    auth = {"Authorization": "tma " + init_data}
+    order = requests.post(base + "/stars/invoice", json={"pack_id": pack_id}, headers=auth, timeout=5).json()
+    slug = order["invoice_url"].rsplit("$", 1)[1]
+    paid = requests.post(
+        base + "/stars/sandbox/pay", json={"slug": slug, "user_id": user_id}, timeout=15
+    ).json()
+    assert paid["ok"] and paid["webhook_status"] == 200
+    status = requests.get(base + f"/stars/orders/{order['order_id']}", headers=auth, timeout=5).json()
+    assert status["status"] == "paid"
+
+
+def test_flask_stars_sandbox_runs_a_host_app_with_telegram_emulated(tmp_path):
+    """`flask stars sandbox` as a host app's developer runs it, in a real subprocess."""
+    db = tmp_path / "host.db"
+    with sandbox_run(f"tests.hostapp:create_app('sqlite:///{db}')") as (base, printed):
+        user = TEST_USERS[1]
+        init = requests.get(base + "/stars/sandbox/init-data", params={"user": user["id"]}, timeout=5).json()
+        buy_in_sandbox_run(base, init["init_data"], user["id"], "stars_pack_2")
+    assert "Open http://127.0.0.1:" in printed[0] and "/stars/sandbox/" in printed[0]
 
 
 def _broken_debit(payment: object) -> None:
@@ -160,42 +166,8 @@ PRODUCTION_TOKEN = "987654321:PRODUCTION-token-of-the-real-bot"
 
 def test_sandbox_run_signs_init_data_with_its_own_token_never_the_production_one(database_url):
     """`flask stars sandbox` on an app whose STARS_BOT_TOKEN is the real bot's."""
-    import os
-    import socket
-    import subprocess
-    import sys
-    import time
-
-    import pytest
-    import requests
-
-    from flask_stars.errors import InvalidInitData
-    from flask_stars.initdata import validate_init_data
-    from flask_stars.sandbox import SANDBOX_TOKEN, TEST_USERS
-    from flask_stars.testing import init_data_header
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
     app_spec = f"tests.hostapp:create_app({database_url!r}, STARS_BOT_TOKEN={PRODUCTION_TOKEN!r})"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", app_spec, "stars", "sandbox", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                if requests.get(base + "/stars/sandbox/", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        else:
-            raise AssertionError("the sandbox did not come up")
+    with sandbox_run(app_spec) as (base, printed):
         user = TEST_USERS[0]
         init = requests.get(base + "/stars/sandbox/init-data", params={"user": user["id"]}, timeout=5).json()
         raw = init["init_data"]
@@ -212,18 +184,5 @@ def test_sandbox_run_signs_init_data_with_its_own_token_never_the_production_one
         )
         assert forged.status_code == 401
         # A purchase through the sandbox still works end to end.
-        auth = {"Authorization": "tma " + raw}
-        order = requests.post(
-            base + "/stars/invoice", json={"pack_id": "stars_pack_1"}, headers=auth, timeout=5
-        ).json()
-        slug = order["invoice_url"].rsplit("$", 1)[1]
-        paid = requests.post(
-            base + "/stars/sandbox/pay", json={"slug": slug, "user_id": user["id"]}, timeout=15
-        ).json()
-        assert paid["ok"] and paid["webhook_status"] == 200
-        status = requests.get(base + f"/stars/orders/{order['order_id']}", headers=auth, timeout=5).json()
-        assert status["status"] == "paid"
-    finally:
-        proc.terminate()
-        out, _ = proc.communicate(timeout=10)
-    assert PRODUCTION_TOKEN not in out
+        buy_in_sandbox_run(base, raw, user["id"], "stars_pack_1")
+    assert PRODUCTION_TOKEN not in printed[0]

@@ -89,3 +89,11 @@ def test_flask_stars_migrate_command(tmp_path):
     assert result.exit_code == 0, result.output
     tables = sa.inspect(sa.create_engine(url)).get_table_names()
     assert {"stars_orders", "stars_payments", "stars_updates", "stars_refunds", VERSION_TABLE} <= set(tables)
+
+
+def test_head_names_the_newest_revision():
+    from alembic.script import ScriptDirectory
+
+    from flask_stars.migrations import HEAD, alembic_config
+
+    assert ScriptDirectory.from_config(alembic_config()).get_heads() == [HEAD]

@@ -113,6 +113,7 @@ def test_the_state_sits_at_the_bottom() -> None:
             "packs",
             "ratelimit",
             "spool",
+            "migrations",
             "waits",
             "errors",
             "models",

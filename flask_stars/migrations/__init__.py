@@ -13,13 +13,20 @@ Two ways to use them:
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+    from sqlalchemy.engine.reflection import Inspector
 
 SCRIPT_DIR = os.path.dirname(os.path.abspath(__file__))
 VERSIONS_DIR = os.path.join(SCRIPT_DIR, "versions")
 VERSION_TABLE = "stars_alembic_version"
+#: The newest revision (``tests/test_migrations.py`` checks it against the scripts).
+HEAD = "stars_0003"
 
 
-def alembic_config(connection: object = None, url: str | None = None) -> object:
+def alembic_config(connection: Connection | None = None, url: str | None = None) -> Any:
     """An Alembic ``Config`` for flask_stars' own history (``stars_alembic_version``)."""
     from alembic.config import Config
 
@@ -33,8 +40,42 @@ def alembic_config(connection: object = None, url: str | None = None) -> object:
     return config
 
 
-def upgrade(connection: object, revision: str = "heads") -> None:
+def upgrade(connection: Connection, revision: str = "heads") -> None:
     """Bring flask_stars' tables up to ``revision`` on an open SQLAlchemy connection."""
     from alembic import command
 
-    command.upgrade(alembic_config(connection), revision)  # type: ignore[arg-type]
+    command.upgrade(alembic_config(connection), revision)
+
+
+def _revision_of_unversioned(inspector: Inspector, tables: set[str]) -> str:
+    """The revision an unversioned schema matches: tables made by ``create_all`` of a
+    release older than the version table."""
+    if "pack_title" in {c["name"] for c in inspector.get_columns("stars_orders")}:
+        return HEAD
+    return "stars_0002" if "stars_meta" in tables else "stars_0001"
+
+
+def ensure_current(connection: Connection) -> None:
+    """Create flask_stars' tables, or bring existing ones up to the head revision.
+
+    Run on first use when ``STARS_CREATE_TABLES`` is on. Tables made by ``create_all`` of
+    an earlier release have no version row: their revision is read off the schema and
+    stamped first, so upgrading the package upgrades the tables that already hold money
+    instead of failing on a missing column. Once at the head it costs one query.
+    """
+    import sqlalchemy as sa
+    from alembic import command
+
+    inspector = sa.inspect(connection)
+    tables = set(inspector.get_table_names())
+    has_orders = "stars_orders" in tables
+    if VERSION_TABLE in tables:
+        versions = connection.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
+        if has_orders and list(versions) == [HEAD]:
+            return
+        if not has_orders:
+            # A version row left behind by tables someone dropped: start from nothing.
+            command.stamp(alembic_config(connection), "base", purge=True)
+    elif has_orders:
+        command.stamp(alembic_config(connection), _revision_of_unversioned(inspector, tables))
+    upgrade(connection)
