@@ -11,11 +11,7 @@ Load goes to 127.0.0.1 only and every loop is bounded in count and time.
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,25 +25,19 @@ import requests
 import sqlalchemy as sa
 
 from flask_stars.config import default_webhook_secret
-from flask_stars.models import StarsModel
 from flask_stars.sandbox import Sandbox
 from flask_stars.testing import TEST_TOKEN, init_data_header
 from flask_stars.waits import WaitGate
 from tests import hostapp
 from tests.conftest import Shop
+from tests.gunicorn_run import gunicorn
+from tests.test_subscriptions import MONTHLY
 
 WORKERS = 2
 THREADS = 4
 WAITS = 32
 #: Telegram's own deadline is 10 s; "well inside" it is what a buyer needs.
 PRE_CHECKOUT_BUDGET = 3.0
-MONTHLY = {
-    "id": "monthly",
-    "stars": 250,
-    "title": "Monthly coins",
-    "credits": 3_000_000,
-    "subscription": True,
-}
 
 
 # --- a gunicorn gthread server, 2 workers x 4 threads, with the default STARS_ORDER_WAITS_* ---
@@ -77,58 +67,16 @@ class Gunicorn:
             conn.execute(sa.text(sql), params)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def gthread(database_url: str, sandbox: Sandbox, tmp_path: Path) -> Iterator[Gunicorn]:
-    engine = sa.create_engine(database_url)
-    with engine.begin() as conn:
-        hostapp.HostBase.metadata.create_all(conn)
-        StarsModel.metadata.create_all(conn)
-        if engine.dialect.name == "sqlite":
-            conn.exec_driver_sql("PRAGMA journal_mode = WAL")
-    engine.dispose()
-    port = _free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.getcwd(),
-        "SERVED_DB_URL": database_url,
-        "SERVED_API_URL": sandbox.url,
-        "SERVED_SPOOL_DIR": str(tmp_path / "spool"),
-    }
-    cmd = [sys.executable, "-m", "gunicorn", "-w", str(WORKERS), "-k", "gthread", "--threads", str(THREADS)]
-    cmd += ["-b", f"127.0.0.1:{port}", "--timeout", "60", "--graceful-timeout", "3"]
-    cmd += ["--log-level", "warning", "tests.served_app:app"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
+    spool = tmp_path / "spool"
+    with gunicorn(database_url, sandbox.url, spool, workers=WORKERS, threads=THREADS) as (_proc, base):
+        sandbox.set_webhook_target(base + "/stars/webhook", default_webhook_secret(TEST_TOKEN))
+        server = Gunicorn(base, database_url, sandbox)
         try:
-            if requests.get(base + "/stars/packs", timeout=1).status_code == 200:
-                break
-        except requests.RequestException:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            out = proc.communicate(timeout=5)[0] if proc.poll() is not None else ""
-            proc.kill()
-            raise AssertionError(f"gunicorn did not start: {out}")
-        time.sleep(0.1)
-    sandbox.set_webhook_target(base + "/stars/webhook", default_webhook_secret(TEST_TOKEN))
-    server = Gunicorn(base, database_url, sandbox)
-    try:
-        yield server
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        server.engine.dispose()
+            yield server
+        finally:
+            server.engine.dispose()
 
 
 @pytest.mark.parametrize("pollers", ["one user", "32 users"])

@@ -10,9 +10,7 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -23,9 +21,8 @@ import requests
 import sqlalchemy as sa
 
 from flask_stars.config import default_webhook_secret
-from flask_stars.models import StarsModel
 from flask_stars.testing import TEST_TOKEN, init_data_header
-from tests import hostapp
+from tests.gunicorn_run import gunicorn
 
 SECRET = default_webhook_secret(TEST_TOKEN)
 HEADERS = {"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": SECRET}
@@ -75,58 +72,17 @@ class Served:
             return dict(conn.execute(sa.text("SELECT id, coins FROM host_users")).all())
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(params=["sync", "gthread"])
 def served(request, database_url, sandbox, tmp_path):
-    engine = sa.create_engine(database_url)
-    with engine.begin() as conn:
-        hostapp.HostBase.metadata.create_all(conn)
-        StarsModel.metadata.create_all(conn)
-        if engine.dialect.name == "sqlite":
-            conn.exec_driver_sql("PRAGMA journal_mode = WAL")
-    engine.dispose()
     gate = tmp_path / "gate"
     gate.mkdir()
-    port = _free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.getcwd(),
-        "SERVED_DB_URL": database_url,
-        "SERVED_API_URL": sandbox.url,
-        "SERVED_SPOOL_DIR": str(tmp_path / "spool"),
-        "HOST_CREDIT_GATE": str(gate),
-    }
     worker = request.param
-    cmd = [sys.executable, "-m", "gunicorn", "-w", "4", "-k", worker, "-b", f"127.0.0.1:{port}"]
-    cmd += ["--threads", "4"] if worker == "gthread" else []
-    cmd += ["--timeout", "60", "--graceful-timeout", "3", "--log-level", "warning", "tests.served_app:app"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if requests.get(base + "/stars/packs", timeout=1).status_code == 200:
-                break
-        except requests.RequestException:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            out = proc.communicate(timeout=5)[0] if proc.poll() is not None else ""
-            raise AssertionError(f"gunicorn did not start: {out}")
-        time.sleep(0.1)
-    sandbox.set_webhook_target(base + "/stars/webhook", SECRET)
-    served = Served(base, proc, sandbox, database_url, gate)
-    served.worker = worker
-    yield served
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    env = {"HOST_CREDIT_GATE": str(gate)}
+    with gunicorn(database_url, sandbox.url, tmp_path / "spool", worker=worker, env=env) as (proc, base):
+        sandbox.set_webhook_target(base + "/stars/webhook", SECRET)
+        served = Served(base, proc, sandbox, database_url, gate)
+        served.worker = worker
+        yield served
     served.engine.dispose()
 
 

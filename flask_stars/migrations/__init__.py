@@ -66,6 +66,12 @@ def ensure_current(connection: Connection) -> None:
     import sqlalchemy as sa
     from alembic import command
 
+    # Workers starting together take turns (their transactions serialise here), so two
+    # never stamp or create the same tables at once.
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('flask_stars:migrations'))"))
+    elif connection.dialect.name == "sqlite" and not connection.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
     inspector = sa.inspect(connection)
     tables = set(inspector.get_table_names())
     has_orders = "stars_orders" in tables

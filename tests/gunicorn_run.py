@@ -1,0 +1,85 @@
+"""``tests.served_app`` under a real gunicorn, for the multi-process and availability tests.
+
+The tables are made first (as a deployed app would find them), SQLite is put in WAL, and
+the server is stopped by itself when the block ends. Load goes to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+import sqlalchemy as sa
+
+from flask_stars.models import StarsModel
+from tests import hostapp
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 nobody listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextmanager
+def gunicorn(
+    database_url: str,
+    api_url: str,
+    spool_dir: Path,
+    *,
+    worker: str = "gthread",
+    workers: int = 4,
+    threads: int = 4,
+    env: dict[str, str] | None = None,
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """Serve ``tests.served_app`` with gunicorn; yields the process and its base URL."""
+    engine = sa.create_engine(database_url)
+    with engine.begin() as conn:
+        hostapp.HostBase.metadata.create_all(conn)
+        StarsModel.metadata.create_all(conn)
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("PRAGMA journal_mode = WAL")
+    engine.dispose()
+    port = free_port()
+    full_env = {
+        **os.environ,
+        "PYTHONPATH": os.getcwd(),
+        "SERVED_DB_URL": database_url,
+        "SERVED_API_URL": api_url,
+        "SERVED_SPOOL_DIR": str(spool_dir),
+        **(env or {}),
+    }
+    cmd = [sys.executable, "-m", "gunicorn", "-w", str(workers), "-k", worker, "-b", f"127.0.0.1:{port}"]
+    cmd += ["--threads", str(threads)] if worker == "gthread" else []
+    cmd += ["--timeout", "60", "--graceful-timeout", "3", "--log-level", "warning", "tests.served_app:app"]
+    proc = subprocess.Popen(cmd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(base + "/stars/packs", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                out = proc.communicate(timeout=5)[0] if proc.poll() is not None else ""
+                raise AssertionError(f"gunicorn did not start: {out}")
+            time.sleep(0.1)
+        yield proc, base
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
