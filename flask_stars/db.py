@@ -145,26 +145,36 @@ def lock_for_write(session: Session, key: str) -> None:
     conn = session.connection()
     dialect = conn.dialect.name
     if dialect == "postgresql":
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})
+        conn.execute(sa.select(advisory_lock(sa.literal(key, sa.Text))))
     elif dialect == "sqlite":
         raw = conn.connection.dbapi_connection
         if raw is not None and not raw.in_transaction:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def limit_wait(session: Session, seconds: float) -> None:
-    """Bound how long the current transaction's statements may wait (PostgreSQL).
+def advisory_lock(key: sa.ColumnElement[str]) -> sa.ColumnElement[Any]:
+    """PostgreSQL: SQL that takes ``lock_for_write``'s lock on ``key``, to put in a statement."""
+    return sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(key, 0))
 
-    Used before deciding a pre-checkout, whose answer is due within 10 s: past the limit
-    the statement fails and the query is refused with "try again" instead of timing out
-    in the buyer's face. SQLite's wait is bounded by its busy timeout (5 s by default).
+
+def begin_hold(session: Session, seconds: float) -> None:
+    """Start a pre-checkout's transaction: bounded waits and, on PostgreSQL, a quick commit.
+
+    The answer is due within 10 s, so past ``seconds`` a statement fails and the query is
+    refused with "try again" instead of timing out in the buyer's face (SQLite's wait is
+    bounded by its busy timeout, 5 s by default). The hold this transaction commits is an
+    optimisation, not money: losing it in a crash costs at most a second payment, which
+    the duplicate-payment policy handles. So on PostgreSQL its commit does not wait for
+    the disk (``synchronous_commit = off`` for this transaction only); the ledger's
+    commits stay fully durable.
     """
     conn = session.connection()
     if conn.dialect.name == "postgresql":
         ms = str(max(1, int(seconds * 1000)))
         conn.execute(
             sa.text(
-                "SELECT set_config('statement_timeout', :ms, true), set_config('lock_timeout', :ms, true)"
+                "SELECT set_config('statement_timeout', :ms, true), set_config('lock_timeout', :ms, true),"
+                " set_config('synchronous_commit', 'off', true)"
             ),
             {"ms": ms},
         )

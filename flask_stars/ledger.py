@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from . import signals, subscriptions
-from .db import lock_for_write
+from .db import advisory_lock, lock_for_write
 from .errors import BotApiError, PaymentNotFound
 from .messages import message
 from .models import (
@@ -29,13 +29,15 @@ from .models import (
     order_id_from_payload,
     utcnow,
 )
-from .orders import load_order, sold_pack
+from .orders import load_order, sells_something, sold_pack
 from .packs import XTR
 
 if TYPE_CHECKING:
     from .state import StarsState
 
 log = logging.getLogger(__name__)
+
+USER_LOCK_PREFIX = "user:"  # lock_for_write's key for one user's credits and debits
 
 
 @dataclass(frozen=True)
@@ -66,38 +68,35 @@ class PaymentResult:
     refund_due: bool = False  # a second payment for a paid order, to refund
 
 
-def record_payment(state: StarsState, report: ChargeReport) -> PaymentResult:
+def record_payment(
+    state: StarsState, report: ChargeReport, *, charge_locked: bool = False, fast: bool = True
+) -> PaymentResult:
     """Record a ``successful_payment`` and credit it, once, in the caller's transaction.
 
-    The charge is locked first (``lock_for_write``), so deliveries of one charge and its
-    refund take turns in every worker, and a charge already in the ledger is found before
-    anything is written. The order is locked and decided on, the ledger row goes in, and
-    the host's credit callback runs. If the callback raises, the error propagates and the
-    caller rolls everything back.
+    The charge is locked first (``lock_for_write``; ``charge_locked`` says the caller has
+    done it), so deliveries of one charge and its refund take turns in every worker. The
+    common case, a payment for a payable order, is one conditional UPDATE of the order
+    and one INSERT (``fast``); anything else (a charge already in the ledger, a renewal, a
+    refund that came first, an order that does not match) is read and decided in full.
+    The host's credit callback runs last; if it raises, the error propagates and the
+    caller rolls everything back. With ``fast``, a charge already filed under another
+    order raises ``IntegrityError`` at the INSERT: roll back and call again without it.
     """
     session = state.session
     charge_id = report.telegram_payment_charge_id
-    lock_for_write(session, charge_id)
+    if not charge_locked:
+        lock_for_write(session, charge_id)
+    if fast:
+        quick = _credit_payable_order(state, report)
+        if quick is not None:
+            return quick
     existing = payment_by_charge(state, charge_id)
     if existing is not None:
         return PaymentResult(existing, duplicate_delivery=True)
     now = utcnow()
     order_id = order_id_from_payload(report.invoice_payload)
     order = load_order(state, order_id, lock=True) if order_id else None
-    payment = Payment(
-        telegram_payment_charge_id=charge_id,
-        provider_payment_charge_id=report.provider_payment_charge_id or None,
-        user_id=report.user_id,
-        payer_id=report.user_id,
-        stars=report.total_amount,
-        currency=report.currency[:8],  # anything but XTR is recorded as amount_mismatch
-        invoice_payload=report.invoice_payload[:255],
-        status=PaymentStatus.PAID,
-        credited=False,
-        paid_at=now,
-        update_id=report.update_id,
-        raw=report.raw,
-    )
+    payment = _payment_of(report, now)
     result = PaymentResult(payment)
     renewal = False
     pack = sold_pack(state, order) if order is not None else None
@@ -148,12 +147,91 @@ def record_payment(state: StarsState, report: ChargeReport) -> PaymentResult:
     if result.credited:
         if order is not None and pack is not None and pack.subscription and payment.problem is None:
             subscriptions.record_period(state, payment, order, report.subscription_expiration_date, now)
-        _lock_user(state, payment.user_id)
-        state.credit(payment)  # the host's callback, inside this transaction
+        _credit(state, payment)
     return result
 
 
-def apply_refund(state: StarsState, charge_id: str, stars: int) -> Payment | None:
+def _credit_payable_order(state: StarsState, report: ChargeReport) -> PaymentResult | None:
+    """The common case in two statements, or None when it is not that case.
+
+    One UPDATE marks the order paid only if every rule holds: it is neither paid nor
+    refunded, the amount is its price in XTR, it still sells something, and no refund of
+    this charge came first. Its row lock makes a concurrent delivery of the same charge
+    wait, then find the order paid and take the full path, which finds the charge.
+    """
+    order_id = order_id_from_payload(report.invoice_payload)
+    if order_id is None or report.currency != XTR:
+        return None
+    now = utcnow()
+    refund_came_first = sa.exists().where(
+        RefundNotice.telegram_payment_charge_id == report.telegram_payment_charge_id,
+        RefundNotice.applied.is_(False),
+    )
+    session = state.session
+    stmt = (
+        sa.update(Order)
+        .where(
+            Order.id == order_id,
+            Order.status.not_in((OrderStatus.PAID, OrderStatus.REFUNDED)),
+            Order.stars == report.total_amount,
+            sells_something(state),
+            ~refund_came_first,
+        )
+        .values(status=OrderStatus.PAID, paid_at=now, held_by=None, held_until=None, hold_query_id=None)
+        .execution_options(populate_existing=True, synchronize_session=False)
+    )
+    # PostgreSQL: the owner's credit lock (``_lock_user``) rides on the same round trip.
+    user_locked = session.get_bind(Order).dialect.name == "postgresql"
+    if user_locked:
+        stmt = stmt.returning(Order, advisory_lock(USER_LOCK_PREFIX + sa.cast(Order.user_id, sa.Text)))
+    else:
+        stmt = stmt.returning(Order)
+    row = session.execute(stmt).first()
+    if row is None:
+        return None
+    order = row[0]
+    payment = _payment_of(report, now)
+    payment.order = order
+    payment.user_id = order.user_id
+    payment.pack_id = order.pack_id
+    pack = sold_pack(state, order)
+    payment.attach_pack(pack)
+    payment.credited = True
+    session.add(payment)
+    session.flush()
+    if pack is not None and pack.subscription:
+        subscriptions.record_period(state, payment, order, report.subscription_expiration_date, now)
+    _credit(state, payment, user_locked=user_locked)
+    return PaymentResult(payment, credited=True)
+
+
+def _payment_of(report: ChargeReport, now: datetime) -> Payment:
+    """A ledger row for ``report``, paid and not credited yet, matched to no order yet."""
+    return Payment(
+        telegram_payment_charge_id=report.telegram_payment_charge_id,
+        provider_payment_charge_id=report.provider_payment_charge_id or None,
+        user_id=report.user_id,
+        payer_id=report.user_id,
+        stars=report.total_amount,
+        currency=report.currency[:8],  # anything but XTR is recorded as amount_mismatch
+        invoice_payload=report.invoice_payload[:255],
+        status=PaymentStatus.PAID,
+        credited=False,
+        paid_at=now,
+        update_id=report.update_id,
+        raw=report.raw,
+    )
+
+
+def _credit(state: StarsState, payment: Payment, *, user_locked: bool = False) -> None:
+    if not user_locked:
+        _lock_user(state, payment.user_id)
+    state.credit(payment)  # the host's callback, inside this transaction
+
+
+def apply_refund(
+    state: StarsState, charge_id: str, stars: int, *, charge_locked: bool = False
+) -> Payment | None:
     """Apply a refund of ``charge_id``, once, in the caller's transaction.
 
     Debits if the payment was credited and closes its order. A refund of a charge not in
@@ -161,7 +239,8 @@ def apply_refund(state: StarsState, charge_id: str, stars: int) -> Payment | Non
     Returns the payment when this call refunded it, None otherwise.
     """
     session = state.session
-    lock_for_write(session, charge_id)
+    if not charge_locked:
+        lock_for_write(session, charge_id)
     payment = payment_by_charge(state, charge_id, lock=True)
     if payment is None:
         waiting = session.scalar(
@@ -201,7 +280,7 @@ def _lock_user(state: StarsState, user_id: int) -> None:
     same balance in the host's callback and one ``user.coins += n`` would be lost. Held to
     the commit, so the next callback reads the balance this one wrote.
     """
-    lock_for_write(state.session, f"user:{user_id}")
+    lock_for_write(state.session, f"{USER_LOCK_PREFIX}{user_id}")
 
 
 def _close_order(order: Order, status: str, now: datetime) -> None:

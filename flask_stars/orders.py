@@ -55,6 +55,16 @@ def sold_pack(state: StarsState, order: Order) -> Pack | None:
     return current if current is not None and current.stars == order.stars else None
 
 
+def sells_something(state: StarsState) -> sa.ColumnElement[bool]:
+    """SQL for ``sold_pack(state, order) is not None``: an order records what it sells; one
+    made before that record existed is sold only while the catalogue offers its pack at its
+    price."""
+    return sa.or_(
+        Order.pack_title.is_not(None),
+        *(sa.and_(Order.pack_id == p.id, Order.stars == p.stars) for p in state.packs.values()),
+    )
+
+
 def pending_order(state: StarsState, user_id: int, pack: Pack) -> tuple[Order, bool]:
     """The user's pending order for ``pack``, made if there is none: ``(order, created)``.
 

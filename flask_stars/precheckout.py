@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from .models import Order, OrderStatus, order_id_from_payload, utcnow
-from .orders import load_order, sold_pack
+from .orders import load_order, sells_something, sold_pack
 from .packs import XTR
 
 if TYPE_CHECKING:
@@ -56,12 +56,6 @@ def decide(state: StarsState, query: PreCheckout) -> PreCheckoutDecision:
         now = utcnow()
         held_by_this_query = sa.and_(Order.hold_query_id == query.id, Order.held_until > now)
         owner = sa.true() if state.settings.allow_gifts else Order.user_id == query.user_id
-        # An order records what it sells; one made before that record existed is sold
-        # only while the catalogue still offers its pack at its price.
-        sells_something = sa.or_(
-            Order.pack_title.is_not(None),
-            *(sa.and_(Order.pack_id == p.id, Order.stars == p.stars) for p in state.packs.values()),
-        )
         taken = session.execute(  # type: ignore[attr-defined]
             sa.update(Order)
             .where(
@@ -69,7 +63,7 @@ def decide(state: StarsState, query: PreCheckout) -> PreCheckoutDecision:
                 Order.status == OrderStatus.PENDING,
                 Order.stars == query.total_amount,
                 owner,
-                sells_something,
+                sells_something(state),
                 sa.or_(Order.expires_at > now, held_by_this_query),
                 # Free, or held by this same query (Telegram redelivered it).
                 sa.or_(Order.held_until.is_(None), Order.held_until <= now, Order.hold_query_id == query.id),

@@ -2,8 +2,8 @@
 
 One place classifies an update, parses it, logs it raw, handles it and owns its
 transaction. A ``successful_payment`` reads top to bottom here and in ``ledger``:
-``handle_update`` → ``handle_charge`` (raw log row → ``ledger.record_payment`` → commit)
-→ ``ledger.announce_payment``. Anything that is not a payment goes to the host's bot.
+``handle_update`` → ``handle_charge`` (charge lock → raw log row → ``ledger.record_payment``
+→ one commit) → ``ledger.announce_payment``. Anything that is not a payment goes to the host's bot.
 
 Payment updates never go through telebot's handler machinery in webhook mode: a
 ``TeleBot(threaded=True)`` would run them in a thread pool after the request returned and
@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import DataError, SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError, SQLAlchemyError
 from telebot import types
 
 from . import ledger
-from .db import insert_unless_exists, kept_after_commit, limit_wait
+from .db import begin_hold, insert_unless_exists, kept_after_commit, lock_for_write
 from .errors import BotApiError, StarsError
 from .messages import message
 from .models import UpdateKind, UpdateLog, utcnow
@@ -167,7 +167,7 @@ def handle_pre_checkout(
     """
     try:
         state.credit_callback()  # never approve what could not be credited
-        limit_wait(state.session, state.settings.pre_checkout_timeout)
+        begin_hold(state.session, state.settings.pre_checkout_timeout)
         decision = decide(state, query)
     except Exception:
         log.exception("pre-checkout %s could not be decided; refusing it", query.id)
@@ -175,10 +175,14 @@ def handle_pre_checkout(
         decision = PreCheckoutDecision(ok=False, reason="try_again")
     error_message = None if decision.ok else message(decision.reason or "try_again", query.language_code)
     try:
-        log_update(state, update_id, UpdateKind.PRE_CHECKOUT, body, processed=True, note=decision.reason)
+        if decision.ok:
+            # The hold names the query (``hold_query_id``): an approval needs no log row.
+            state.session.commit()
+        else:
+            log_update(state, update_id, UpdateKind.PRE_CHECKOUT, body, processed=True, note=decision.reason)
     except Exception:
-        # Only the hold is lost with it (an optimisation: the duplicate-payment policy
-        # covers a second payment); the buyer still gets the decision.
+        # Only the hold or the refusal's record is lost (the hold is an optimisation: the
+        # duplicate-payment policy covers a second payment); the buyer still gets the decision.
         log.exception("could not commit pre-checkout %s", query.id)
         _rollback_quietly(state)
 
@@ -213,47 +217,52 @@ def handle_pre_checkout(
 
 
 def handle_charge(state: StarsState, kind: str, msg: Any, update_id: int | None, body: str) -> Outcome:
-    """A ``successful_payment`` or ``refunded_payment``: log it raw, apply it, commit once.
+    """A ``successful_payment`` or ``refunded_payment``: applied and logged in one commit.
 
-    The raw row is written first in its own transaction, so a failure stays on record
-    for ``flask stars replay``. If the database cannot even take that row, the body goes
-    to the disk spool and the error propagates (500: Telegram redelivers). Then the
-    ledger applies the update and this function commits it with the log row marked
-    processed; signals follow the commit.
+    Telegram is the durable queue until the webhook answers 2xx, so the happy path needs
+    one commit: the charge lock, the raw log row (written processed), the ledger's change
+    and the host's credit, together. A crash before the commit leaves nothing and answers
+    no 2xx, so Telegram delivers again. A failure is kept with its error for ``flask
+    stars replay`` (``keep_failed``); if the database cannot take even that, the body
+    goes to the disk spool. Signals follow the commit.
     """
     session = state.session
     try:
-        row_id, already_done = log_update(state, update_id, kind, body)
-    except SQLAlchemyError:
-        _rollback_quietly(state)
-        state.spool.put(update_id, body)
-        raise
-    if already_done:
-        return Outcome(kind, "duplicate update")
+        report = parse_charge(msg, kind, update_id)
+    except MalformedUpdate as exc:
+        # Kept with its error for a human (and `replay`), answered 2xx: a redelivery of the
+        # same bytes could never do better.
+        keep_failed(state, update_id, kind, body, exc)
+        return Outcome(kind, "malformed: kept for replay")
+    charge_id = report.telegram_payment_charge_id
     with kept_after_commit(session):  # signals read the payment after the commit
-        try:
+        for fast in (True, False):
             try:
-                report = parse_charge(msg, kind, update_id)
-            except MalformedUpdate as exc:
-                # Kept unprocessed with its error for a human (and `replay`), answered 2xx:
-                # a redelivery of the same bytes could never do better.
-                mark_failed(state, row_id, exc)
-                return Outcome(kind, "malformed: kept for replay")
-            if kind == UpdateKind.SUCCESSFUL_PAYMENT:
-                result = ledger.record_payment(state, report)
-            else:
-                refunded = ledger.apply_refund(state, report.telegram_payment_charge_id, report.total_amount)
-            _mark_processed(state, row_id)
-            session.commit()
-        except (DataError, OverflowError) as exc:
-            # A value the database cannot store (only a forged update carries one): kept
-            # with its error and answered 2xx, never a 500 that Telegram redelivers forever.
-            mark_failed(state, row_id, exc)
-            log.error("update %s cannot be stored: %s", update_id, exc)
-            return Outcome(kind, "unstorable: kept for replay")
-        except Exception as exc:
-            mark_failed(state, row_id, exc)
-            raise
+                lock_for_write(session, charge_id)
+                if not claim_update(state, update_id, kind, body):
+                    session.rollback()
+                    return Outcome(kind, "duplicate update")
+                if kind == UpdateKind.SUCCESSFUL_PAYMENT:
+                    result = ledger.record_payment(state, report, charge_locked=True, fast=fast)
+                else:
+                    refunded = ledger.apply_refund(state, charge_id, report.total_amount, charge_locked=True)
+                session.commit()
+                break
+            except IntegrityError as exc:
+                if fast and kind == UpdateKind.SUCCESSFUL_PAYMENT:
+                    _rollback_quietly(state)  # the charge is in the ledger under another order
+                    continue
+                keep_failed(state, update_id, kind, body, exc)
+                raise
+            except (DataError, OverflowError) as exc:
+                # A value the database cannot store (only a forged update carries one): kept
+                # with its error and answered 2xx, never a 500 that Telegram redelivers forever.
+                log.error("update %s cannot be stored: %s", update_id, exc)
+                keep_failed(state, update_id, kind, body, exc)
+                return Outcome(kind, "unstorable: kept for replay")
+            except Exception as exc:
+                keep_failed(state, update_id, kind, body, exc)
+                raise
         if kind == UpdateKind.REFUNDED_PAYMENT:
             ledger.announce_refund(state, refunded)
             return Outcome(kind, "refunded" if refunded is not None else "noted")
@@ -303,27 +312,13 @@ def _rollback_quietly(state: StarsState) -> None:
 # --- the raw update log ------------------------------------------------------------------
 
 
-def log_update(
-    state: StarsState,
-    update_id: int | None,
-    kind: str,
-    body: str,
-    *,
-    processed: bool = False,
-    note: str | None = None,
-) -> tuple[int, bool]:
-    """Write an update to the raw log in its own transaction: ``(row id, already_processed)``.
-
-    A redelivery of an update that was fully handled returns ``already_processed=True``.
-    An update is the same only if its id *and* its body match: Telegram restarts its ids at
-    random after a week of silence, and a reused id must never hide a new payment.
-    """
-    session = state.session
-    digest = hashlib.sha256(body.encode()).hexdigest()
+def _log_values(
+    update_id: int | None, kind: str, body: str, *, processed: bool, note: str | None
+) -> dict[str, Any]:
     now = utcnow()
-    values = {
+    return {
         "update_id": update_id,
-        "digest": digest,
+        "digest": hashlib.sha256(body.encode()).hexdigest(),
         "kind": kind,
         "body": body,
         "attempts": 1,
@@ -332,52 +327,75 @@ def log_update(
         "error": note,
         "received_at": now,
     }
-    row_id = session.execute(
-        insert_unless_exists(session, UpdateLog, ["update_id", "digest"], values)
-    ).scalar()
-    if row_id is not None:
-        session.commit()
-        return row_id, False
-    # Logged before: a redelivery (or a concurrent delivery) of the same update.
-    existing = session.execute(
+
+
+def _logged_before(state: StarsState, values: dict[str, Any]) -> Any:
+    """The log row of the same update (id *and* body), as ``(id, processed)``."""
+    return state.session.execute(
         sa.select(UpdateLog.id, UpdateLog.processed).where(
-            UpdateLog.update_id == update_id, UpdateLog.digest == digest
+            UpdateLog.update_id == values["update_id"], UpdateLog.digest == values["digest"]
         )
     ).one()
-    if existing.processed:
-        session.rollback()
-        return existing.id, True
+
+
+def claim_update(state: StarsState, update_id: int | None, kind: str, body: str) -> bool:
+    """In the caller's transaction, log a money update as processed: False if it already was.
+
+    An update is the same only if its id *and* its body match: Telegram restarts its ids at
+    random after a week of silence, and a reused id must never hide a new payment. A row
+    left by an earlier failed attempt is taken over (marked processed, one more attempt).
+    """
+    session = state.session
+    values = _log_values(update_id, kind, body, processed=True, note=None)
+    if session.execute(insert_unless_exists(session, UpdateLog, ["update_id", "digest"], values)).scalar():
+        return True
+    earlier = _logged_before(state, values)
+    if earlier.processed:
+        return False
     session.execute(
-        sa.update(UpdateLog).where(UpdateLog.id == existing.id).values(attempts=UpdateLog.attempts + 1)
+        sa.update(UpdateLog)
+        .where(UpdateLog.id == earlier.id)
+        .values(
+            attempts=UpdateLog.attempts + 1, processed=True, processed_at=values["processed_at"], error=None
+        )
     )
+    return True
+
+
+def log_update(
+    state: StarsState, update_id: int | None, kind: str, body: str, *, processed: bool, note: str | None
+) -> None:
+    """Write an update to the raw log in its own transaction (a redelivery adds an attempt)."""
+    session = state.session
+    values = _log_values(update_id, kind, body, processed=processed, note=note)
+    inserted = session.execute(insert_unless_exists(session, UpdateLog, ["update_id", "digest"], values))
+    if not inserted.scalar():
+        earlier = _logged_before(state, values)
+        if not earlier.processed:
+            session.execute(
+                sa.update(UpdateLog)
+                .where(UpdateLog.id == earlier.id)
+                .values(attempts=UpdateLog.attempts + 1, error=note)
+            )
     session.commit()
-    return existing.id, False
 
 
-def _mark_processed(state: StarsState, log_row_id: int | None) -> None:
-    if log_row_id is not None:
-        state.session.execute(
-            sa.update(UpdateLog)
-            .where(UpdateLog.id == log_row_id)
-            .values(processed=True, processed_at=utcnow(), error=None)
-        )
+def keep_failed(state: StarsState, update_id: int | None, kind: str, body: str, error: BaseException) -> None:
+    """After a failure: roll back, and keep the update unprocessed with why, to replay it.
 
-
-def mark_failed(state: StarsState, log_row_id: int | None, error: BaseException) -> None:
-    """After a failure: roll back, and note why the update failed, to inspect and replay it."""
-    try:
-        state.session.rollback()
-        if log_row_id is None:
+    If the database is what failed (down, or locked past the busy timeout), the body goes
+    to the disk spool instead, without waiting on the database a second time.
+    """
+    _rollback_quietly(state)
+    note = f"{error.__class__.__name__}: {error}"[:2000]
+    if not isinstance(error, OperationalError):
+        try:
+            log_update(state, update_id, kind, body, processed=False, note=note)
             return
-        state.session.execute(
-            sa.update(UpdateLog)
-            .where(UpdateLog.id == log_row_id)
-            .values(error=f"{error.__class__.__name__}: {error}"[:2000])
-        )
-        state.session.commit()
-    except Exception:  # the database may be what failed; the row stays unprocessed
-        log.exception("could not note the failure of update row %s", log_row_id)
-        _rollback_quietly(state)
+        except SQLAlchemyError:
+            log.exception("could not keep failed update %s in the database", update_id)
+            _rollback_quietly(state)
+    state.spool.put(update_id, body)
 
 
 # --- replay -------------------------------------------------------------------------------

@@ -216,3 +216,37 @@ def test_subscription_changes_are_limited_per_user_on_their_own_count(make_shop:
     assert shop.invoice(42, "stars_pack_2").status_code == 201
     resp = shop.http.post(shop.url(f"/subscriptions/{sub['id']}/cancel"), headers=shop.auth(43))
     assert resp.status_code == 404  # not theirs, but not throttled
+
+
+def test_a_slow_answer_to_one_pre_checkout_delays_no_other_buyer(
+    gthread: Gunicorn, figure: Callable[[str], None]
+) -> None:
+    """Telegram takes 8 s to take user A's pre-checkout answer: B pays and C opens an
+    invoice meanwhile, as fast as ever (no lock is held while A's answer travels)."""
+    a_order, b_order = gthread.invoice(4001), gthread.invoice(4002)
+    quick = gthread.tg.pay(gthread.invoice(4004)["invoice_url"], 4004)  # the no-delay figure
+    assert quick.ok and quick.payment is not None and quick.payment.status == 200
+    gthread.tg.delay("answerPreCheckoutQuery", 8)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        slow = pool.submit(gthread.tg.pay, a_order["invoice_url"], 4001)
+        time.sleep(0.5)  # A's pre-checkout is decided and its answer is on the way
+        started = time.monotonic()
+        paid = gthread.tg.pay(b_order["invoice_url"], 4002)
+        b_took = time.monotonic() - started
+        started = time.monotonic()
+        gthread.invoice(4003)
+        c_took = time.monotonic() - started
+        a_still_waiting = not slow.done()
+        a = slow.result(timeout=30)
+    figure(
+        f"\n[gthread {WORKERS}x{THREADS}] while Telegram took 8 s over A's pre-checkout answer: "
+        f"B paid in {b_took:.2f} s, C's invoice in {c_took:.2f} s"
+    )
+    assert a_still_waiting  # the measurements above happened during A's 8 s
+    assert paid.ok and paid.payment is not None and paid.payment.status == 200
+    assert paid.payment.body["detail"] == "credited"
+    assert b_took < PRE_CHECKOUT_BUDGET and c_took < PRE_CHECKOUT_BUDGET
+    assert a.ok and a.payment is not None and a.payment.body["detail"] == "credited"
+    with gthread.engine.connect() as conn:
+        coins = dict(conn.execute(sa.text("SELECT id, coins FROM host_users WHERE id IN (4001, 4002)")).all())
+    assert coins == {4001: 1_000_000, 4002: 1_000_000}

@@ -194,6 +194,11 @@ def test_sqlite_file_database_is_switched_to_wal(shop, database_url):
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     engine.dispose()
+    # And the app's own connections commit a payment durably (FULL: the WAL is synced at
+    # every commit), which the webhook's 2xx promises Telegram.
+    with shop.app.app_context():
+        app_conn = shop.app.extensions["stars"].session.connection()
+        assert app_conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2
 
 
 def test_register_handlers_outside_an_app_context_says_what_to_do():

@@ -91,13 +91,21 @@ def test_two_packs_add_up(shop):
     assert len(shop.credit_log.credits) == 2
 
 
-def test_every_payment_update_is_in_the_raw_log(shop):
+def test_every_payment_update_is_in_the_raw_log_and_an_approval_in_its_hold(shop):
     _, attempt = shop.buy(42)
-    kinds = sorted(u.kind for u in shop.updates())
-    assert kinds == ["pre_checkout_query", "successful_payment"]
+    # The approved pre-checkout needs no log row: the order's hold named its query.
+    assert [u.kind for u in shop.updates()] == ["successful_payment"]
     (logged,) = shop.updates(kind="successful_payment")
     assert json.loads(logged.body) == attempt.payment_update
-    assert logged.processed and logged.error is None
+    assert logged.processed and logged.error is None and logged.attempts == 1
+
+
+def test_a_refused_pre_checkout_is_in_the_raw_log_with_its_reason(shop):
+    order = shop.invoice(42).json()
+    refused = shop.tg.pay(order["invoice_url"], 43, deliver_payment=False)  # not the owner
+    assert not refused.ok
+    (logged,) = shop.updates(kind="pre_checkout_query")
+    assert logged.processed and logged.error == "not_owner"
 
 
 @pytest.mark.parametrize("mount", ["blueprint", "extension"])

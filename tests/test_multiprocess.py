@@ -174,12 +174,9 @@ def test_worker_killed_inside_the_credit_callback_leaves_nothing_half_done(serve
     assert served.scalar("SELECT count(*) FROM stars_payments") == 0
     assert served.scalar("SELECT status FROM stars_orders WHERE id = :id", id=order["order_id"]) == "pending"
     assert served.balances().get(42, 0) == 0
-    assert (
-        served.scalar(
-            "SELECT count(*) FROM stars_updates WHERE kind = 'successful_payment' AND NOT processed"
-        )
-        == 1
-    )
+    # The raw row went down with the payment's one transaction: Telegram, which saw no 2xx,
+    # still holds the update and is what delivers it again (the README's Guarantees).
+    assert served.scalar("SELECT count(*) FROM stars_updates WHERE kind = 'successful_payment'") == 0
 
     served.deliver_until_done(approved.payment_update)  # Telegram redelivers, to another worker
     served.deliver_until_done(approved.payment_update)
