@@ -139,6 +139,7 @@ def with_py_spy(args: argparse.Namespace, workdir: Path) -> str:
         master = server.proc.pid
     kept = Path(args.keep) / out.name if args.keep else None
     if kept:
+        kept.parent.mkdir(parents=True, exist_ok=True)
         kept.write_bytes(out.read_bytes())
     head = (
         f"py-spy on gunicorn ({'all threads, --idle' if args.idle else 'running threads only'}), "

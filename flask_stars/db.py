@@ -8,6 +8,7 @@ registers a second ``SQLAlchemy`` on the app).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -145,7 +146,7 @@ def lock_for_write(session: Session, key: str) -> None:
     conn = session.connection()
     dialect = conn.dialect.name
     if dialect == "postgresql":
-        conn.execute(sa.select(advisory_lock(sa.literal(key, sa.Text))))
+        conn.execute(_LOCK, {"lock_key": key})
     elif dialect == "sqlite":
         raw = conn.connection.dbapi_connection
         if raw is not None and not raw.in_transaction:
@@ -155,6 +156,9 @@ def lock_for_write(session: Session, key: str) -> None:
 def advisory_lock(key: sa.ColumnElement[str]) -> sa.ColumnElement[Any]:
     """PostgreSQL: SQL that takes ``lock_for_write``'s lock on ``key``, to put in a statement."""
     return sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(key, 0))
+
+
+_LOCK = sa.select(advisory_lock(sa.bindparam("lock_key", type_=sa.Text)))
 
 
 def begin_hold(session: Session, seconds: float) -> None:
@@ -180,20 +184,26 @@ def begin_hold(session: Session, seconds: float) -> None:
         )
 
 
-def insert_unless_exists(session: Session, model: Any, unique: list[str], values: dict[str, Any]) -> Any:
+def insert_unless_exists(dialect: str, model: Any, unique: tuple[str, ...]) -> Any:
     """``INSERT ... ON CONFLICT (unique) DO NOTHING RETURNING id``: one round trip.
 
-    Executing it gives the new row's id, or None when a row with the same unique key is
-    already there (SQLite and PostgreSQL; other databases get a plain INSERT).
+    Execute it with the row as its parameters: it gives the new row's id, or None when a
+    row with the same unique key is already there (SQLite and PostgreSQL; other databases
+    get a plain INSERT). Built once per dialect and model: a statement built per request
+    costs more Python than its round trip.
     """
-    dialect = session.get_bind(model).dialect.name
+    return _insert_unless_exists(dialect, model, unique)
+
+
+@functools.lru_cache(maxsize=16)
+def _insert_unless_exists(dialect: str, model: Any, unique: tuple[str, ...]) -> Any:
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     elif dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
     else:
-        return sa.insert(model).values(**values).returning(model.id)
-    return insert(model).values(**values).on_conflict_do_nothing(index_elements=unique).returning(model.id)
+        return sa.insert(model).returning(model.id)
+    return insert(model).on_conflict_do_nothing(index_elements=list(unique)).returning(model.id)
 
 
 @contextmanager

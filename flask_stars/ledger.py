@@ -9,6 +9,7 @@ read, row locks), never from a Python lock, so it holds across processes and hos
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -163,30 +164,19 @@ def _credit_payable_order(state: StarsState, report: ChargeReport) -> PaymentRes
     if order_id is None or report.currency != XTR:
         return None
     now = utcnow()
-    refund_came_first = sa.exists().where(
-        RefundNotice.telegram_payment_charge_id == report.telegram_payment_charge_id,
-        RefundNotice.applied.is_(False),
-    )
     session = state.session
-    stmt = (
-        sa.update(Order)
-        .where(
-            Order.id == order_id,
-            Order.status.not_in((OrderStatus.PAID, OrderStatus.REFUNDED)),
-            Order.stars == report.total_amount,
-            sells_something(state),
-            ~refund_came_first,
-        )
-        .values(status=OrderStatus.PAID, paid_at=now, held_by=None, held_until=None, hold_query_id=None)
-        .execution_options(populate_existing=True, synchronize_session=False)
-    )
     # PostgreSQL: the owner's credit lock (``_lock_user``) rides on the same round trip.
     user_locked = session.get_bind(Order).dialect.name == "postgresql"
-    if user_locked:
-        stmt = stmt.returning(Order, advisory_lock(USER_LOCK_PREFIX + sa.cast(Order.user_id, sa.Text)))
-    else:
-        stmt = stmt.returning(Order)
-    row = session.execute(stmt).first()
+    catalogue = tuple((p.id, p.stars) for p in state.packs.values())
+    row = session.execute(
+        _pay_order_statement(catalogue, user_locked),
+        {
+            "p_order_id": order_id,
+            "p_amount": report.total_amount,
+            "p_charge_id": report.telegram_payment_charge_id,
+            "p_now": now,
+        },
+    ).first()
     if row is None:
         return None
     order = row[0]
@@ -203,6 +193,36 @@ def _credit_payable_order(state: StarsState, report: ChargeReport) -> PaymentRes
         subscriptions.record_period(state, payment, order, report.subscription_expiration_date, now)
     _credit(state, payment, user_locked=user_locked)
     return PaymentResult(payment, credited=True)
+
+
+@functools.lru_cache(maxsize=32)
+def _pay_order_statement(catalogue: tuple[tuple[str, int], ...], lock_user: bool) -> Any:
+    """``_credit_payable_order``'s UPDATE, built once per catalogue (values as parameters)."""
+    refund_came_first = sa.exists().where(
+        RefundNotice.telegram_payment_charge_id == sa.bindparam("p_charge_id", type_=sa.String),
+        RefundNotice.applied.is_(False),
+    )
+    stmt = (
+        sa.update(Order)
+        .where(
+            Order.id == sa.bindparam("p_order_id", type_=Order.id.type),
+            Order.status.not_in((OrderStatus.PAID, OrderStatus.REFUNDED)),
+            Order.stars == sa.bindparam("p_amount", type_=Order.stars.type),
+            sells_something(catalogue),
+            ~refund_came_first,
+        )
+        .values(
+            status=OrderStatus.PAID,
+            paid_at=sa.bindparam("p_now", type_=Order.paid_at.type),
+            held_by=None,
+            held_until=None,
+            hold_query_id=None,
+        )
+        .execution_options(populate_existing=True, synchronize_session=False)
+    )
+    if lock_user:
+        return stmt.returning(Order, advisory_lock(USER_LOCK_PREFIX + sa.cast(Order.user_id, sa.Text)))
+    return stmt.returning(Order)
 
 
 def _payment_of(report: ChargeReport, now: datetime) -> Payment:

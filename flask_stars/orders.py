@@ -8,6 +8,7 @@ transaction; no transaction is open while Telegram is called.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -55,13 +56,13 @@ def sold_pack(state: StarsState, order: Order) -> Pack | None:
     return current if current is not None and current.stars == order.stars else None
 
 
-def sells_something(state: StarsState) -> sa.ColumnElement[bool]:
-    """SQL for ``sold_pack(state, order) is not None``: an order records what it sells; one
-    made before that record existed is sold only while the catalogue offers its pack at its
-    price."""
+def sells_something(catalogue: Iterable[tuple[str, int]]) -> sa.ColumnElement[bool]:
+    """SQL for ``sold_pack(state, order) is not None``, given the catalogue's ``(id, stars)``
+    pairs: an order records what it sells; one made before that record existed is sold
+    only while the catalogue offers its pack at its price."""
     return sa.or_(
         Order.pack_title.is_not(None),
-        *(sa.and_(Order.pack_id == p.id, Order.stars == p.stars) for p in state.packs.values()),
+        *(sa.and_(Order.pack_id == pack_id, Order.stars == stars) for pack_id, stars in catalogue),
     )
 
 

@@ -8,6 +8,7 @@ Telegram: ``updates`` owns the transaction and the answer.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -54,27 +55,18 @@ def decide(state: StarsState, query: PreCheckout) -> PreCheckoutDecision:
     order_id = order_id_from_payload(query.invoice_payload)
     if order_id is not None and query.currency == XTR:
         now = utcnow()
-        held_by_this_query = sa.and_(Order.hold_query_id == query.id, Order.held_until > now)
-        owner = sa.true() if state.settings.allow_gifts else Order.user_id == query.user_id
-        taken = session.execute(  # type: ignore[attr-defined]
-            sa.update(Order)
-            .where(
-                Order.id == order_id,
-                Order.status == OrderStatus.PENDING,
-                Order.stars == query.total_amount,
-                owner,
-                sells_something(state),
-                sa.or_(Order.expires_at > now, held_by_this_query),
-                # Free, or held by this same query (Telegram redelivered it).
-                sa.or_(Order.held_until.is_(None), Order.held_until <= now, Order.hold_query_id == query.id),
-            )
-            .values(
-                held_by=query.user_id,
-                held_until=now + timedelta(seconds=state.settings.pre_checkout_hold),
-                hold_query_id=query.id[:64],
-            )
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        catalogue = tuple((p.id, p.stars) for p in state.packs.values())
+        taken = session.execute(
+            _hold_statement(catalogue, state.settings.allow_gifts),
+            {
+                "p_order_id": order_id,
+                "p_amount": query.total_amount,
+                "p_user_id": query.user_id,
+                "p_query_id": query.id[:64],
+                "p_now": now,
+                "p_until": now + timedelta(seconds=state.settings.pre_checkout_hold),
+            },
+        ).rowcount  # type: ignore[attr-defined]
         if taken:
             return PreCheckoutDecision(ok=True)
         session.rollback()
@@ -82,6 +74,38 @@ def decide(state: StarsState, query: PreCheckout) -> PreCheckoutDecision:
     reason = refusal(state, query, order) or "order_held"
     session.rollback()
     return PreCheckoutDecision(ok=False, reason=reason, order=order)
+
+
+@functools.lru_cache(maxsize=32)
+def _hold_statement(catalogue: tuple[tuple[str, int], ...], allow_gifts: bool) -> sa.Update:
+    """The approval: one conditional UPDATE that checks every rule and takes the hold.
+
+    Built once per catalogue (ids and prices) and gift setting, with the query's values as
+    parameters: building it per request cost more Python than its round trip.
+    """
+    now = sa.bindparam("p_now", type_=Order.held_until.type)
+    query_id = sa.bindparam("p_query_id", type_=Order.hold_query_id.type)
+    held_by_this_query = sa.and_(Order.hold_query_id == query_id, Order.held_until > now)
+    owner = sa.true() if allow_gifts else Order.user_id == sa.bindparam("p_user_id", type_=Order.user_id.type)
+    return (
+        sa.update(Order)
+        .where(
+            Order.id == sa.bindparam("p_order_id", type_=Order.id.type),
+            Order.status == OrderStatus.PENDING,
+            Order.stars == sa.bindparam("p_amount", type_=Order.stars.type),
+            owner,
+            sells_something(catalogue),
+            sa.or_(Order.expires_at > now, held_by_this_query),
+            # Free, or held by this same query (Telegram redelivered it).
+            sa.or_(Order.held_until.is_(None), Order.held_until <= now, Order.hold_query_id == query_id),
+        )
+        .values(
+            held_by=sa.bindparam("p_user_id", type_=Order.held_by.type),
+            held_until=sa.bindparam("p_until", type_=Order.held_until.type),
+            hold_query_id=query_id,
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 def refusal(state: StarsState, query: PreCheckout, order: Order | None) -> str | None:

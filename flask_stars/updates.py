@@ -329,6 +329,14 @@ def _log_values(
     }
 
 
+def _insert_log(state: StarsState, values: dict[str, Any]) -> int | None:
+    """Insert a log row unless the same update is logged: its id, or None."""
+    conn = state.session.connection()
+    stmt = insert_unless_exists(conn.dialect.name, UpdateLog, ("update_id", "digest"))
+    row_id: int | None = conn.execute(stmt, values).scalar()
+    return row_id
+
+
 def _logged_before(state: StarsState, values: dict[str, Any]) -> Any:
     """The log row of the same update (id *and* body), as ``(id, processed)``."""
     return state.session.execute(
@@ -347,7 +355,7 @@ def claim_update(state: StarsState, update_id: int | None, kind: str, body: str)
     """
     session = state.session
     values = _log_values(update_id, kind, body, processed=True, note=None)
-    if session.execute(insert_unless_exists(session, UpdateLog, ["update_id", "digest"], values)).scalar():
+    if _insert_log(state, values):
         return True
     earlier = _logged_before(state, values)
     if earlier.processed:
@@ -368,8 +376,7 @@ def log_update(
     """Write an update to the raw log in its own transaction (a redelivery adds an attempt)."""
     session = state.session
     values = _log_values(update_id, kind, body, processed=processed, note=note)
-    inserted = session.execute(insert_unless_exists(session, UpdateLog, ["update_id", "digest"], values))
-    if not inserted.scalar():
+    if not _insert_log(state, values):
         earlier = _logged_before(state, values)
         if not earlier.processed:
             session.execute(
