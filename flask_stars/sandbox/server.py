@@ -68,6 +68,8 @@ class Call:
     token: str
     http_method: str
     at: float = field(default_factory=time.time)
+    #: True for ``/bot<token>/test/<method>``: Telegram's test environment.
+    test_environment: bool = False
 
 
 @dataclass
@@ -197,6 +199,11 @@ class ApiServer:
     def _wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         request = Request(environ)
         parts = request.path.strip("/").split("/")
+        # /bot<token>/<method>, or /bot<token>/test/<method> for Telegram's test environment
+        # (the same API; the sandbox answers both and records which was used).
+        test_environment = len(parts) == 3 and parts[1] == "test"
+        if test_environment:
+            parts = [parts[0], parts[2]]
         if len(parts) != 2 or not parts[0].startswith("bot"):
             return Response("not found", 404)(environ, start_response)
         token, method = parts[0][3:], parts[1]
@@ -204,7 +211,7 @@ class ApiServer:
         params.update(request.form)
         if request.is_json:
             params.update(request.get_json(silent=True) or {})
-        call = Call(method, params, token, request.method)
+        call = Call(method, params, token, request.method, test_environment=test_environment)
         try:
             if self.token is not None and token != self.token:
                 raise ApiError(401, "Unauthorized")
