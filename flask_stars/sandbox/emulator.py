@@ -8,8 +8,11 @@ presses buttons and pays).
 It answers the methods flask_stars uses the way Telegram's server does (telebot sends
 every parameter in the query string, for GET and POST alike), records each call, keeps
 a Stars ledger, and plays the buyer: ``pay()`` posts a ``pre_checkout_query`` to the
-webhook with the secret, waits for the answer and, if approved, posts
-``successful_payment``. It can also fail or delay a method, redeliver, and drop updates.
+webhook with the secret, waits for the answer (Telegram's 10 s; a later one is refused)
+and, if approved, posts ``successful_payment``. It delivers only the update types in the
+webhook's ``allowed_updates`` (sticky, as on Telegram), at most ``max_connections`` at a
+time, and reports pending updates and the last delivery error in ``getWebhookInfo``. It
+can also fail or delay a method, redeliver, and drop updates.
 
     with Sandbox(token=TOKEN) as tg:
         app.config["STARS_API_URL"] = tg.url
