@@ -33,6 +33,7 @@ import sqlalchemy as sa
 
 from bench.benchapp import PACKS, SECRET, BenchBase, bare_orders
 from flask_stars.models import Order, StarsModel
+from flask_stars.sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -45,6 +46,17 @@ DEFAULT_WORKERS = 4
 DEFAULT_THREADS = 4
 
 _ids = itertools.count(time.time_ns() // 1000)
+
+
+class LoadSandbox(Sandbox):
+    """The sandbox for load runs. The load process posts its own ``pre_checkout_query``
+    updates to the app, as Telegram would send them, instead of asking the sandbox to
+    deliver them; so the sandbox takes one answer to any query id, as if it had sent that
+    query (a second answer to one id is still refused, as on Telegram)."""
+
+    def _api_answerPreCheckoutQuery(self, p: dict[str, Any]) -> bool:
+        self.expect_pre_checkout(str(p.get("pre_checkout_query_id") or ""))
+        return super()._api_answerPreCheckoutQuery(p)
 
 
 def next_id() -> int:

@@ -27,10 +27,21 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from bench.benchapp import TOKEN
-from bench.common import PG_URL, Report, Row, Server, fresh_database, log, main, ms, pct, preload_orders
+from bench.common import (
+    PG_URL,
+    LoadSandbox,
+    Report,
+    Row,
+    Server,
+    fresh_database,
+    log,
+    main,
+    ms,
+    pct,
+    preload_orders,
+)
 from bench.payments import Level, answer_times, latencies, measure
 from flask_stars.models import StarsModel
-from flask_stars.sandbox import Sandbox
 
 SMALL = 10_000
 LARGE = 1_000_000
@@ -187,7 +198,7 @@ def run(db: str, workdir: Path, args: argparse.Namespace) -> Report:
     rows = {k: count_rows(url) for k, url in urls.items()}
     log(f"growth [{db}]: loaded in {took['big']:.1f} s: {rows['big']}")
     runs: dict[str, list[Level]] = {"small": [], "big": []}
-    tg = Sandbox(token=TOKEN).start()
+    tg = LoadSandbox(token=TOKEN).start()
     try:
         with Server(urls["small"], tg.url, workdir) as small, Server(urls["big"], tg.url, workdir) as big:
             servers = {"small": small, "big": big}

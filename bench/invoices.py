@@ -23,7 +23,20 @@ from pathlib import Path
 import requests
 
 from bench.benchapp import PACKS, TOKEN
-from bench.common import Http, PoolRun, Report, Row, Server, fresh_database, log, main, ms, pct, run_pool
+from bench.common import (
+    Http,
+    LoadSandbox,
+    PoolRun,
+    Report,
+    Row,
+    Server,
+    fresh_database,
+    log,
+    main,
+    ms,
+    pct,
+    run_pool,
+)
 from flask_stars.initdata import sign_init_data
 from flask_stars.sandbox import Sandbox, make_user
 
@@ -111,7 +124,7 @@ def run(db: str, workdir: Path, args: argparse.Namespace) -> Report:
         side: [(u, headers_for(u)) for u in range(base, base + WARMUP + MAX_FIRST)]
         for side, base in (("flask_stars", 20_000_000), ("bare", 60_000_000))
     }
-    tg = Sandbox(token=TOKEN).start()
+    tg = LoadSandbox(token=TOKEN).start()
     first: dict[str, PoolRun] = {}
     repeat: dict[str, PoolRun] = {}
     repeat_calls: dict[str, int] = {}

@@ -33,6 +33,7 @@ from bench.benchapp import TOKEN
 from bench.common import (
     WEBHOOK_HEADERS,
     Http,
+    LoadSandbox,
     PoolRun,
     Report,
     Row,
@@ -208,7 +209,7 @@ def run(
 
     results: dict[tuple[str, int], Level] = {}
     base_lat: dict[int, list[float]] = {}
-    tg = Sandbox(token=TOKEN).start()
+    tg = LoadSandbox(token=TOKEN).start()
     try:
         env = {"BENCH_ANSWER_IN_RESPONSE": "1"} if getattr(args, "answer_in_response", False) else {}
         with Server(url, tg.url, workdir, env=env) as server:

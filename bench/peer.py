@@ -66,6 +66,7 @@ from bench.common import (
     ROOT,
     WEBHOOK_HEADERS,
     Http,
+    LoadSandbox,
     PoolRun,
     Report,
     Row,
@@ -556,7 +557,7 @@ def run(db: str, workdir: Path, args: argparse.Namespace) -> Report:
     tallies: dict[tuple[str, int], Tally] = {}
     results: dict[str, list[Done]] = {STARS_SIDE: [], "peer": []}
     replies: dict[str, Counter[str]] = {}
-    tg = Sandbox(token=TOKEN).start()
+    tg = LoadSandbox(token=TOKEN).start()
     try:
         with (
             Server(stars_url, tg.url, workdir, workers=STARS_WORKERS, threads=STARS_THREADS) as server,

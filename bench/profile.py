@@ -24,9 +24,8 @@ from collections import Counter
 from pathlib import Path
 
 from bench.benchapp import TOKEN
-from bench.common import Server, fresh_database, log, machine_line, preload_orders
+from bench.common import LoadSandbox, Server, fresh_database, log, machine_line, preload_orders
 from bench.payments import measure
-from flask_stars.sandbox import Sandbox
 
 #: (bucket, regex on one frame); a sample goes to the first bucket any of its frames matches.
 BUCKETS = [
@@ -105,7 +104,7 @@ def with_py_spy(args: argparse.Namespace, workdir: Path) -> str:
     url = fresh_database(args.db, workdir)
     jobs = preload_orders(url, 48 + 6000, bare=False, user_base=80_000_000)
     out = workdir / "py-spy.txt"
-    with Sandbox(token=TOKEN) as tg, Server(url, tg.url, workdir) as server:
+    with LoadSandbox(token=TOKEN) as tg, Server(url, tg.url, workdir) as server:
         measure(server, "flask_stars", jobs[:48], 8, 20.0)
         cmd = [
             str(Path(sys.executable).with_name("py-spy")),
@@ -158,7 +157,7 @@ def with_pyinstrument(args: argparse.Namespace, workdir: Path) -> str:
 
     url = fresh_database(args.db, workdir)
     jobs = preload_orders(url, 20 + args.payments, bare=False, user_base=81_000_000)
-    with Sandbox(token=TOKEN) as tg:
+    with LoadSandbox(token=TOKEN) as tg:
         app = create_app(url, tg.url, STARS_SPOOL_DIR=str(workdir / "spool"))
         client = app.test_client()
 

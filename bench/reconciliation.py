@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from telebot import apihelper
 
 from bench.benchapp import TOKEN, create_app
-from bench.common import Report, Row, fresh_database, log, main
+from bench.common import LoadSandbox, Report, Row, fresh_database, log, main
 from flask_stars.models import Payment
 from flask_stars.reconcile import reconcile
 from flask_stars.sandbox import Sandbox
@@ -99,7 +99,7 @@ def run(db: str, workdir: Path, args: argparse.Namespace) -> Report:
     count = getattr(args, "count", COUNT)
     report = Report()
     results = {}
-    with Sandbox(token=TOKEN) as sandbox:
+    with LoadSandbox(token=TOKEN) as sandbox:
         url = fresh_database(db, workdir, "reconcile")
         app = create_app(url, sandbox.url)
         for n in (SMALL, count):

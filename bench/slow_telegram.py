@@ -28,6 +28,7 @@ from pathlib import Path
 from bench.benchapp import TOKEN
 from bench.common import (
     Http,
+    LoadSandbox,
     PoolRun,
     Report,
     Row,
@@ -42,7 +43,6 @@ from bench.common import (
 )
 from bench.invoices import click, headers_for
 from bench.payments import Paid, pay_one
-from flask_stars.sandbox import Sandbox
 
 CONCURRENCY = 8
 #: Per phase: at most this many jobs, and no new one after this many seconds (the slow
@@ -157,7 +157,7 @@ def run(db: str, workdir: Path, args: argparse.Namespace) -> Report:
 
     a = Slow()
     a_ctx: StampedHttp | None = None
-    tg = Sandbox(token=TOKEN).start()
+    tg = LoadSandbox(token=TOKEN).start()
     try:
         with Server(url, tg.url, workdir) as server:
             tg.set_webhook_target(server.base + "/stars/webhook", None)

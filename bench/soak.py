@@ -46,6 +46,7 @@ from bench.benchapp import PACK_BY_ID, PACKS, TOKEN
 from bench.common import (
     WEBHOOK_HEADERS,
     Http,
+    LoadSandbox,
     Report,
     Row,
     Server,
@@ -58,7 +59,6 @@ from bench.common import (
     run_pool,
 )
 from flask_stars.models import Order
-from flask_stars.sandbox import Sandbox
 
 PAYMENTS = 10_000
 #: Payments per user (half for each pack): 10,000 payments -> 500 users.
@@ -291,7 +291,7 @@ def run(db: str, workdir: Path, args: argparse.Namespace) -> Report:
         finally:
             schedule.done(new)
 
-    tg = Sandbox(token=TOKEN).start()
+    tg = LoadSandbox(token=TOKEN).start()
     try:
         with Server(url, tg.url, workdir) as server:
             tg.set_webhook_target(server.base + "/stars/webhook", None)

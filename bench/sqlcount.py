@@ -23,6 +23,7 @@ from sqlalchemy import event
 from bench.benchapp import TOKEN, create_app, db
 from bench.common import (
     WEBHOOK_HEADERS,
+    LoadSandbox,
     Report,
     Row,
     fresh_database,
@@ -32,7 +33,6 @@ from bench.common import (
     preload_orders,
 )
 from bench.invoices import BODY, headers_for
-from flask_stars.sandbox import Sandbox
 
 
 @dataclass
@@ -70,7 +70,7 @@ def count(db_name: str, workdir: Path) -> dict[str, dict[str, list[str]]]:
     bare_jobs = preload_orders(url, 2, bare=True, user_base=70_000_000)
     rec = Recorder()
     out: dict[str, dict[str, list[str]]] = {"flask_stars": {}, "bare": {}}
-    with Sandbox(token=TOKEN) as tg:
+    with LoadSandbox(token=TOKEN) as tg:
         app = create_app(url, tg.url, STARS_SPOOL_DIR=str(workdir / "spool"))
         with app.app_context():
             attach(db.engine, rec)
