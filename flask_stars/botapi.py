@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import requests
 from telebot import apihelper, types
 
+from .config import DEFAULT_API_URL
 from .errors import BotApiError
 from .packs import XTR
 
@@ -29,12 +30,21 @@ SUBSCRIPTION_PERIOD = 2_592_000  # Telegram allows exactly 30 days
 PAYMENT_UPDATES = ("message", "callback_query", "pre_checkout_query", "subscription")
 
 
-def configure_transport(api_url: str | None, timeout: float | None) -> None:
-    """Point telebot at ``api_url`` and set its timeouts (process-wide, as telebot keeps them)."""
-    if api_url:
+def configure_transport(api_url: str | None, timeout: float | None, test_environment: bool = False) -> None:
+    """Point telebot at ``api_url`` and set its timeouts (process-wide, as telebot keeps them).
+
+    With ``test_environment`` every call goes to ``<api_url>/bot<token>/test/<method>``
+    (Telegram's server when ``api_url`` is None): Telegram's test environment
+    (core.telegram.org/bots/features, "Creating a bot in the test environment"), the same
+    API with bots and users of its own; a local Bot API server takes the same path.
+    With neither, telebot's own setting is left as the host made it.
+    """
+    if api_url or test_environment:
+        base = (api_url or DEFAULT_API_URL).rstrip("/")
+        env = "/test" if test_environment else ""
         # telebot declares these None/int; it reads them as a format string and seconds.
-        apihelper.API_URL = api_url.rstrip("/") + "/bot{0}/{1}"  # type: ignore[assignment]
-        apihelper.FILE_URL = api_url.rstrip("/") + "/file/bot{0}/{1}"  # type: ignore[assignment]
+        apihelper.API_URL = base + "/bot{0}" + env + "/{1}"  # type: ignore[assignment]
+        apihelper.FILE_URL = base + "/file/bot{0}" + env + "/{1}"  # type: ignore[assignment]
     if timeout:
         apihelper.CONNECT_TIMEOUT = timeout  # type: ignore[assignment]
         apihelper.READ_TIMEOUT = timeout  # type: ignore[assignment]

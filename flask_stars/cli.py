@@ -347,20 +347,27 @@ def sandbox(host: str, port: int, mini_app: str) -> None:
     The Bot API is emulated on 127.0.0.1 (this process's Bot API calls go there), and
     /stars/sandbox/ plays the Telegram client around your Mini App. The run uses the
     sandbox's own bot token (and the webhook secret derived from it), never
-    STARS_BOT_TOKEN, so nothing it signs is valid for your real bot. For development
-    only: it serves with Flask's threaded development server.
+    STARS_BOT_TOKEN, and an Ed25519 key pair made for the run in place of Telegram's (an
+    app in ed25519 initData mode trusts its public key for the run), so nothing it signs
+    is valid for your real bot. For development only: it serves with Flask's threaded
+    development server.
     """
     # Imported here, not at the top: production code never loads the sandbox.
+    from .initdata import ed25519_public_key_hex, new_ed25519_key
     from .sandbox import SANDBOX_TOKEN, Sandbox, attach_sandbox
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     state = get_state(app)
-    # The sandbox's own token, never STARS_BOT_TOKEN (which may be the production bot's):
-    # initData the sandbox page signs must be worthless to the real bot.
-    state.use_sandbox_token(SANDBOX_TOKEN)
+    # The sandbox's own token, never STARS_BOT_TOKEN (which may be the production bot's),
+    # and its own Ed25519 key, never Telegram's: initData the sandbox page signs must be
+    # worthless to the real bot, in HMAC and in ed25519 mode alike.
+    init_data_key = new_ed25519_key()
+    state.use_sandbox_token(SANDBOX_TOKEN, init_data_public_key=ed25519_public_key_hex(init_data_key))
     emulator = Sandbox(token=SANDBOX_TOKEN).start()
     state.use_api_url(emulator.url)
-    page = attach_sandbox(app, emulator, f"http://{host}:{port}", mini_app_url=mini_app)
+    page = attach_sandbox(
+        app, emulator, f"http://{host}:{port}", mini_app_url=mini_app, init_data_key=init_data_key
+    )
     click.echo(f"Bot API sandbox on {emulator.url}; Telegram never hears of this run.")
     click.echo(f"Open {page} to use your Mini App as a test user.")
     try:

@@ -31,7 +31,8 @@ CONFIG_KEYS: dict[str, tuple[Any, str]] = {
     "STARS_INIT_DATA_VALIDATION": ("hmac", '"hmac" (with the bot token) or "ed25519" (third-party)'),
     "STARS_INIT_DATA_PUBLIC_KEY": (
         None,
-        "Ed25519 public key (hex) for ed25519 mode; Telegram's production key when None",
+        "Ed25519 public key (hex) for ed25519 mode; Telegram's production key (its test key "
+        "with STARS_TEST_ENVIRONMENT) when None",
     ),
     "STARS_ORDER_TTL": (3600, "seconds a pending order can still be paid"),
     "STARS_PRE_CHECKOUT_HOLD": (
@@ -40,6 +41,12 @@ CONFIG_KEYS: dict[str, tuple[Any, str]] = {
     ),
     "STARS_ALLOW_GIFTS": (False, "may someone other than the order's owner pay it"),
     "STARS_API_URL": (None, "Bot API server base URL (a local server or the sandbox); Telegram's when None"),
+    "STARS_TEST_ENVIRONMENT": (
+        False,
+        "Telegram's test environment: Bot API calls go to /bot<token>/test/<method> (also at "
+        "STARS_API_URL; process-wide, as telebot keeps it) and ed25519 initData is checked "
+        "with Telegram's test key",
+    ),
     "STARS_API_TIMEOUT": (
         None,
         "seconds for Bot API calls (process-wide, as telebot keeps it); telebot's own when None",
@@ -88,6 +95,12 @@ CONFIG_KEYS: dict[str, tuple[Any, str]] = {
 }
 
 DEFAULT_API_URL = "https://api.telegram.org"
+#: Telegram's Ed25519 public keys for third-party initData validation (hex), one per
+#: environment (core.telegram.org/bots/webapps, "Validating data for Third-Party Use").
+TELEGRAM_PUBLIC_KEYS = {
+    "production": "e7bf03a2fa4602af4580703d88dda5bb59f32ed8b02a56c187fe7d34caed242d",
+    "test": "40055058a4ee38156a06562e52eece92a771bcd8346a8c4615cb7376eddf72ec",
+}
 WEBHOOK_SECRET_MESSAGE = b"flask_stars webhook"
 
 
@@ -104,11 +117,15 @@ class Settings:
     webhook_secrets: tuple[str, ...]
     init_data_max_age: int
     init_data_validation: str
-    init_data_public_key: str | None
+    #: The Ed25519 key ed25519 mode checks ``signature`` with (hex): the configured one, or
+    #: Telegram's for the environment (``test_environment``), or a sandbox run's own.
+    init_data_public_key: str
     order_ttl: int
     pre_checkout_hold: int
     allow_gifts: bool
     api_url: str | None
+    #: Telegram's test environment: every Bot API call goes to ``/bot<token>/test/<method>``.
+    test_environment: bool
     api_timeout: float | None
     buy_command: str | None
     duplicate_payment: str
@@ -172,8 +189,11 @@ def _rate(config: Mapping[str, Any], key: str) -> str | None:
     return value
 
 
-def _public_key(value: Any) -> str | None:
-    """``STARS_INIT_DATA_PUBLIC_KEY``: None, or an Ed25519 public key as 64 hex characters."""
+def check_public_key(value: Any) -> str | None:
+    """``STARS_INIT_DATA_PUBLIC_KEY``: None, or an Ed25519 public key as 64 hex characters.
+
+    Returns the key in lower case; raises ``StarsConfigError`` for anything else.
+    """
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     if value is None:
@@ -188,6 +208,31 @@ def _public_key(value: Any) -> str | None:
         Ed25519PublicKey.from_public_bytes(bytes.fromhex(value))
     except ValueError:
         raise StarsConfigError(message) from None
+    return value.lower()
+
+
+def _init_data_public_key(config: Mapping[str, Any], test_environment: bool) -> str:
+    """The key ed25519 mode checks with: the configured one, or Telegram's for the environment.
+
+    Telegram signs the test environment's initData with its test key, so its production key
+    configured together with ``STARS_TEST_ENVIRONMENT`` could never accept a test user.
+    """
+    key = check_public_key(config["STARS_INIT_DATA_PUBLIC_KEY"])
+    if test_environment and key == TELEGRAM_PUBLIC_KEYS["production"]:
+        raise StarsConfigError(
+            "STARS_TEST_ENVIRONMENT is on, but STARS_INIT_DATA_PUBLIC_KEY is Telegram's production "
+            "key: the test environment's initData is signed with Telegram's test key. Leave "
+            "STARS_INIT_DATA_PUBLIC_KEY unset (the test key is then used), or turn "
+            "STARS_TEST_ENVIRONMENT off"
+        )
+    return key or TELEGRAM_PUBLIC_KEYS["test" if test_environment else "production"]
+
+
+def _flag(config: Mapping[str, Any], key: str) -> bool:
+    """A key that must be exactly True or False (a string such as "false" would be true)."""
+    value = config[key]
+    if not isinstance(value, bool):
+        raise StarsConfigError(f"{key} must be True or False, got {value!r}")
     return value
 
 
@@ -231,16 +276,18 @@ def read_settings(config: Mapping[str, Any], bot_token: str | None) -> Settings:
     api_url = config["STARS_API_URL"]
     if api_url is not None and not (isinstance(api_url, str) and api_url.startswith(("http://", "https://"))):
         raise StarsConfigError("STARS_API_URL must be an http(s) base URL such as http://127.0.0.1:8081")
+    test_environment = _flag(config, "STARS_TEST_ENVIRONMENT")
     return Settings(
         bot_token=token,
         webhook_secrets=_secrets(config["STARS_WEBHOOK_SECRET"], token),
         init_data_max_age=_positive_int(config, "STARS_INIT_DATA_MAX_AGE"),
         init_data_validation=validation,
-        init_data_public_key=_public_key(config["STARS_INIT_DATA_PUBLIC_KEY"]),
+        init_data_public_key=_init_data_public_key(config, test_environment),
         order_ttl=_positive_int(config, "STARS_ORDER_TTL"),
         pre_checkout_hold=_positive_int(config, "STARS_PRE_CHECKOUT_HOLD"),
         allow_gifts=bool(config["STARS_ALLOW_GIFTS"]),
         api_url=api_url.rstrip("/") if api_url else None,
+        test_environment=test_environment,
         api_timeout=timeout,
         buy_command=command.strip("/") if command else None,
         duplicate_payment=duplicate,

@@ -23,16 +23,27 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlencode
 
+from .config import TELEGRAM_PUBLIC_KEYS
 from .errors import InvalidInitData
 
-#: Telegram's Ed25519 public keys for third-party validation (hex).
-TELEGRAM_PUBLIC_KEYS = {
-    "production": "e7bf03a2fa4602af4580703d88dda5bb59f32ed8b02a56c187fe7d34caed242d",
-    "test": "40055058a4ee38156a06562e52eece92a771bcd8346a8c4615cb7376eddf72ec",
-}
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+__all__ = [
+    "TELEGRAM_PUBLIC_KEYS",
+    "InitData",
+    "WebAppUser",
+    "bot_id_from_token",
+    "ed25519_public_key_hex",
+    "new_ed25519_key",
+    "parse_fields",
+    "sign_init_data",
+    "validate_init_data",
+]
+
 MAX_INIT_DATA_LENGTH = 8192  # real initData is well under 2 KiB
 FUTURE_SKEW = 60  # seconds an auth_date may be ahead of our clock
 
@@ -110,7 +121,8 @@ def validate_init_data(
     Raises ``InvalidInitData`` (HTTP 401) when it is malformed, not signed for this bot,
     older than ``max_age`` seconds or more than a minute in the future.
     ``mode="ed25519"`` checks Telegram's third-party ``signature`` against
-    ``public_key`` (Telegram's production key when None) instead of the HMAC ``hash``.
+    ``public_key`` (Telegram's production key when None; ``TELEGRAM_PUBLIC_KEYS["test"]``
+    for its test environment) instead of the HMAC ``hash``.
     """
     fields = parse_fields(raw)
     if mode == "hmac":
@@ -186,18 +198,38 @@ def _parse_user(raw_user: str | None) -> WebAppUser:
     )
 
 
+def new_ed25519_key() -> Ed25519PrivateKey:
+    """A fresh Ed25519 key pair that plays Telegram's for third-party initData (tests, the sandbox).
+
+    Give its public half (``ed25519_public_key_hex``) as ``STARS_INIT_DATA_PUBLIC_KEY`` and
+    the key itself to ``sign_init_data(..., ed25519_private_key=key)``.
+    """
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return Ed25519PrivateKey.generate()
+
+
+def ed25519_public_key_hex(private_key: Ed25519PrivateKey) -> str:
+    """The public half of ``private_key`` as 64 hex characters, as ``STARS_INIT_DATA_PUBLIC_KEY`` takes it."""
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    return private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+
+
 def sign_init_data(
     bot_token: str,
     user: Mapping[str, Any],
     *,
     auth_date: int | None = None,
     extra: Mapping[str, str] | None = None,
-    ed25519_private_key: Any = None,
+    ed25519_private_key: Ed25519PrivateKey | None = None,
 ) -> str:
     """Build initData for ``user`` the way Telegram does (for tests and the sandbox).
 
-    With ``ed25519_private_key`` (a ``cryptography`` Ed25519 private key) it also adds a
-    third-party ``signature``, which the HMAC ``hash`` then covers, as in Telegram's own.
+    With ``ed25519_private_key`` (a ``cryptography`` Ed25519 private key, standing in for
+    Telegram's) it also adds the third-party ``signature`` (Bot API 8.0: over
+    ``"<bot_id>:WebAppData\\n"`` and the sorted fields but ``hash`` and ``signature``),
+    which the HMAC ``hash`` then covers, as in Telegram's own initData.
     Values are percent-encoded once, ``+`` as ``%2B``.
     """
     fields: dict[str, str] = {

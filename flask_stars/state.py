@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from flask import Flask, current_app
 
 from .botapi import BotGateway, configure_transport
-from .config import Settings, default_webhook_secret, resolve_callable
+from .config import Settings, check_public_key, default_webhook_secret, resolve_callable
 from .db import StarsDatabase
 from .errors import MissingCallbackError, NotInitialisedError
 from .packs import Catalogue
@@ -94,29 +94,40 @@ class StarsState:
         return self.database.session
 
     def use_api_url(self, api_url: str) -> None:
-        """Send this process's Bot API calls to ``api_url`` (the sandbox's, in a sandbox run)."""
-        self.settings = replace(self.settings, api_url=api_url)
-        configure_transport(api_url, self.settings.api_timeout)
+        """Send this process's Bot API calls to ``api_url`` (the sandbox's, in a sandbox run).
 
-    def use_sandbox_token(self, token: str) -> None:
+        ``STARS_TEST_ENVIRONMENT`` still holds: with it on, calls go to
+        ``<api_url>/bot<token>/test/<method>``, as they would at Telegram's.
+        """
+        self.settings = replace(self.settings, api_url=api_url)
+        configure_transport(api_url, self.settings.api_timeout, self.settings.test_environment)
+
+    def use_sandbox_token(self, token: str, *, init_data_public_key: str) -> None:
         """Make this process a sandbox run's bot: everything that depends on the token uses ``token``.
 
-        ``flask stars sandbox`` calls it with the sandbox's own token, so that nothing the
-        sandbox signs (initData from ``/stars/sandbox/init-data``) is valid for the real bot,
-        whatever ``STARS_BOT_TOKEN`` holds. It switches the bot (the host's own TeleBot too:
-        in a sandbox run its calls go to the sandbox, which knows only its own token) and
-        the gateway, the webhook secret (derived from ``token``; a configured one belongs
-        to the real bot) and the initData check (HMAC with ``token``: only Telegram can make
-        an Ed25519 ``signature``).
+        ``flask stars sandbox`` calls it with the sandbox's own token and the public half of
+        the Ed25519 key it made for the run, so that nothing the sandbox signs (initData from
+        ``/stars/sandbox/init-data``) is valid for the real bot, whatever ``STARS_BOT_TOKEN``
+        holds. It switches the bot (the host's own TeleBot too: in a sandbox run its calls go
+        to the sandbox, which knows only its own token) and the gateway, the webhook secret
+        (derived from ``token``; a configured one belongs to the real bot) and what the
+        initData check trusts, in the app's own mode: HMAC with ``token``, or in ``ed25519``
+        mode ``init_data_public_key`` (set as ``STARS_INIT_DATA_PUBLIC_KEY`` and checked like
+        it) in place of Telegram's key. Telegram's key never signs for the sandbox's bot id,
+        and the run's key is worthless anywhere else.
         """
         from telebot import util
 
+        key = check_public_key(init_data_public_key)
+        if key is None:
+            raise ValueError("a sandbox run needs the public key of its own Ed25519 key pair")
         self.settings = replace(
             self.settings,
             bot_token=token,
             webhook_secrets=(default_webhook_secret(token),),
-            init_data_validation="hmac",
+            init_data_public_key=key,
         )
+        self.app.config["STARS_INIT_DATA_PUBLIC_KEY"] = key
         self.bot.token = token
         self.bot.bot_id = util.extract_bot_id(token)
         self.bot._user = None  # telebot's cached getMe of the other bot

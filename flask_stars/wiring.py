@@ -52,7 +52,7 @@ def setup_app(
             "STARS_CREDIT_CALLBACK is not set: give a callable or 'module:attr' that "
             "credits payment.user_id with payment.pack.credits"
         )
-    configure_transport(settings.api_url, settings.api_timeout)
+    configure_transport(settings.api_url, settings.api_timeout, settings.test_environment)
     owns_bot = bot is None
     if bot is None:
         # Our own bot handles updates synchronously, inside the webhook request.

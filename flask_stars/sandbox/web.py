@@ -5,7 +5,9 @@ They are their own blueprint (``stars_sandbox``), registered on an app only by
 browser tests), below the stars blueprint's prefix; everywhere else, production included,
 these URLs do not exist.
 
-The page shows the Mini App in an iframe with initData signed for a chosen test user,
+The page shows the Mini App in an iframe with initData signed for a chosen test user (the
+HMAC ``hash`` with the bot token and, as Telegram does since Bot API 8.0, the third-party
+Ed25519 ``signature``, with a key pair the sandbox makes for itself in place of Telegram's),
 speaks Telegram Web's postMessage protocol to it, answers ``web_app_open_invoice`` with a
 payment sheet, and on Pay has the sandbox deliver ``pre_checkout_query`` and
 ``successful_payment`` to the real webhook before sending ``invoice_closed`` back.
@@ -17,10 +19,11 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import (
     Blueprint,
     Flask,
@@ -36,7 +39,7 @@ from werkzeug.exceptions import HTTPException
 
 from ..errors import BotApiError, PaymentNotFound
 from ..http_errors import INTERNAL_ERROR_BODY, http_exception_body
-from ..initdata import sign_init_data
+from ..initdata import ed25519_public_key_hex, new_ed25519_key, sign_init_data
 from ..ledger import refund as refund_payment
 from ..models import Payment
 from ..state import get_state
@@ -63,31 +66,55 @@ sandbox_bp = Blueprint(
 
 @dataclass
 class SandboxPages:
-    """What the pages of one app need: its attached sandbox and the Mini App's URL."""
+    """What the pages of one app need: its attached sandbox, the Mini App's URL, and the
+    Ed25519 key that signs initData's third-party ``signature`` in place of Telegram's."""
 
     sandbox: Sandbox
     mini_app_url: str = "/"
+    init_data_key: Ed25519PrivateKey = field(default_factory=new_ed25519_key)
 
 
-def attach_sandbox(app: Flask, sandbox: Sandbox, base_url: str, *, mini_app_url: str = "/") -> str:
+def attach_sandbox(
+    app: Flask,
+    sandbox: Sandbox,
+    base_url: str,
+    *,
+    mini_app_url: str = "/",
+    init_data_key: Ed25519PrivateKey | None = None,
+) -> str:
     """Wire a running sandbox to ``app`` served at ``base_url``; returns the sandbox page URL.
 
     The sandbox's webhook points at the app's ``/stars/webhook`` with the app's secret, the
     app's Bot API calls go to the sandbox (``STARS_API_URL`` must be its URL), and the
     sandbox pages are registered below the stars blueprint (``/stars/sandbox/``). Call it
     before the app serves its first request (Flask registers no blueprint after that);
-    attaching again later only swaps the sandbox and the Mini App URL.
+    attaching again later only swaps the sandbox, the Mini App URL and the key.
+
+    The page's initData carries the HMAC ``hash`` and an Ed25519 ``signature`` made with
+    ``init_data_key`` (a fresh key when None). An app in ``ed25519`` mode must trust that
+    key: ``STARS_INIT_DATA_PUBLIC_KEY = ed25519_public_key_hex(init_data_key)``
+    (``flask stars sandbox`` sets it for its run), or attaching fails, as it would for
+    Telegram's key, which the sandbox cannot sign with.
     """
     state = get_state(app)
     if state.settings.api_url != sandbox.url:
         raise RuntimeError(f"STARS_API_URL must be the sandbox's URL ({sandbox.url}) to attach it")
+    key = init_data_key if init_data_key is not None else new_ed25519_key()
+    public_key = ed25519_public_key_hex(key)
+    if state.settings.init_data_validation == "ed25519" and state.settings.init_data_public_key != public_key:
+        raise RuntimeError(
+            "the app checks initData in ed25519 mode with the key "
+            f"{state.settings.init_data_public_key}, which the sandbox cannot sign with: give "
+            "attach_sandbox(init_data_key=KEY) and STARS_INIT_DATA_PUBLIC_KEY = "
+            "ed25519_public_key_hex(KEY) (flask_stars.initdata), as flask stars sandbox does"
+        )
     prefix = state.url_prefix.rstrip("/")
     if sandbox_bp.name not in app.blueprints:
         app.register_blueprint(sandbox_bp, url_prefix=prefix + "/sandbox")
         csrf = app.extensions.get("csrf")
         if csrf is not None and hasattr(csrf, "exempt"):
             csrf.exempt(sandbox_bp)  # the page's requests carry no CSRF token
-    app.extensions[EXTENSION_KEY] = SandboxPages(sandbox, mini_app_url)
+    app.extensions[EXTENSION_KEY] = SandboxPages(sandbox, mini_app_url, key)
     sandbox.set_webhook_target(base_url.rstrip("/") + prefix + "/webhook", state.settings.webhook_secrets[0])
     return base_url.rstrip("/") + prefix + "/sandbox/"
 
@@ -134,11 +161,20 @@ def page() -> str:
 
 @sandbox_bp.get("/init-data")
 def init_data() -> Response:
-    """initData for a test user, signed with the bot token as Telegram would."""
-    _pages()
+    """initData for a test user, signed as Telegram signs it: the HMAC ``hash`` with the bot
+    token, and the third-party Ed25519 ``signature`` with the sandbox's key (whose public
+    half, ``public_key``, the app trusts in ``ed25519`` mode during a sandbox run)."""
+    pages = _pages()
     user = _test_user(request.args.get("user", type=int))
-    raw = sign_init_data(get_state().settings.bot_token, user)
-    return jsonify({"init_data": raw, "user": user, "version": WEB_APP_VERSION})
+    raw = sign_init_data(get_state().settings.bot_token, user, ed25519_private_key=pages.init_data_key)
+    return jsonify(
+        {
+            "init_data": raw,
+            "user": user,
+            "version": WEB_APP_VERSION,
+            "public_key": ed25519_public_key_hex(pages.init_data_key),
+        }
+    )
 
 
 @sandbox_bp.get("/invoices/<slug>")
