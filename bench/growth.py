@@ -143,7 +143,9 @@ def fill(db: str, url: str, start: int, stop: int, *, rebuild_indexes: bool = Fa
     try:
         with engine.begin() as conn:
             for c in uniques:
-                conn.execute(sa.schema.DropConstraint(c))
+                # isolate_from_table=False: the models' constraints stay in later CREATE TABLEs
+                # of this process (other figures make their tables after this one).
+                conn.execute(sa.schema.DropConstraint(c, isolate_from_table=False))
             for i in indexes:
                 i.drop(conn)
         for lo in range(start, stop, BATCH):
@@ -162,7 +164,7 @@ def fill(db: str, url: str, start: int, stop: int, *, rebuild_indexes: bool = Fa
             for i in indexes:
                 i.create(conn)
             for c in uniques:
-                conn.execute(sa.schema.AddConstraint(c))
+                conn.execute(sa.schema.AddConstraint(c, isolate_from_table=False))
         with engine.connect() as conn:
             conn.exec_driver_sql("ANALYZE")
             if db == "sqlite":

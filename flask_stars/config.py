@@ -84,7 +84,7 @@ CONFIG_KEYS: dict[str, tuple[Any, str]] = {
     ),
     "STARS_PRE_CHECKOUT_TIMEOUT": (
         3,
-        "seconds the database may take to decide a pre-checkout before it is refused",
+        "seconds a pre-checkout may wait for a locked order (PostgreSQL) before it is refused",
     ),
     "STARS_UPDATE_RETENTION_DAYS": (
         30,

@@ -161,27 +161,29 @@ def advisory_lock(key: sa.ColumnElement[str]) -> sa.ColumnElement[Any]:
 _LOCK = sa.select(advisory_lock(sa.bindparam("lock_key", type_=sa.Text)))
 
 
-def begin_hold(session: Session, seconds: float) -> None:
-    """Start a pre-checkout's transaction: bounded waits and, on PostgreSQL, a quick commit.
+def hold_settings() -> sa.ColumnElement[bool]:
+    """PostgreSQL: settings for a pre-checkout's transaction, as a condition the hold's UPDATE
+    carries (an uncorrelated subquery, run once before any row is locked), so they cost no
+    round trip of their own.
 
-    The answer is due within 10 s, so past ``seconds`` a statement fails and the query is
-    refused with "try again" instead of timing out in the buyer's face (SQLite's wait is
-    bounded by its busy timeout, 5 s by default). The hold this transaction commits is an
-    optimisation, not money: losing it in a crash costs at most a second payment, which
-    the duplicate-payment policy handles. So on PostgreSQL its commit does not wait for
-    the disk (``synchronous_commit = off`` for this transaction only); the ledger's
-    commits stay fully durable.
+    - ``lock_timeout`` (the ``p_wait_ms`` parameter): the answer is due within 10 s, so a
+      wait for a row lock past ``STARS_PRE_CHECKOUT_TIMEOUT`` fails the statement and the
+      query is refused with "try again" instead of timing out in the buyer's face. (SQLite's
+      wait is bounded by its busy timeout, 5 s by default.)
+    - ``synchronous_commit = off``: the hold is an optimisation, not money; losing it in a
+      crash costs at most a second payment, which the duplicate-payment policy handles. So
+      its commit does not wait for the disk. The ledger's commits stay fully durable.
+
+    Both are set for this transaction only (``set_config(..., true)``).
     """
-    conn = session.connection()
-    if conn.dialect.name == "postgresql":
-        ms = str(max(1, int(seconds * 1000)))
-        conn.execute(
-            sa.text(
-                "SELECT set_config('statement_timeout', :ms, true), set_config('lock_timeout', :ms, true),"
-                " set_config('synchronous_commit', 'off', true)"
-            ),
-            {"ms": ms},
+    wait_ms = sa.bindparam("p_wait_ms", type_=sa.Text)
+    settings = sa.select(
+        sa.func.concat(
+            sa.func.set_config("lock_timeout", wait_ms, True),
+            sa.func.set_config("synchronous_commit", "off", True),
         )
+    ).scalar_subquery()
+    return settings.is_not(None)
 
 
 def insert_unless_exists(dialect: str, model: Any, unique: tuple[str, ...]) -> Any:
@@ -195,8 +197,39 @@ def insert_unless_exists(dialect: str, model: Any, unique: tuple[str, ...]) -> A
     return _insert_unless_exists(dialect, model, unique)
 
 
+def lock_and_insert_unless_exists(
+    session: Session, model: Any, unique: tuple[str, ...], values: dict[str, Any], lock_key: str
+) -> int | None:
+    """``lock_for_write(session, lock_key)``, then ``insert_unless_exists`` with ``values``:
+    the new row's id, or None when the same row is there.
+
+    On PostgreSQL both go in one round trip: ``INSERT ... SELECT ... FROM (SELECT
+    pg_advisory_xact_lock(...))``, the lock taken before the row is inserted or found.
+    """
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        stmt = _insert_unless_exists(conn.dialect.name, model, unique, locked=True)
+        row_id: int | None = conn.execute(stmt, {**values, "lock_key": lock_key}).scalar()
+        return row_id
+    lock_for_write(session, lock_key)
+    row_id = conn.execute(_insert_unless_exists(conn.dialect.name, model, unique), values).scalar()
+    return row_id
+
+
 @functools.lru_cache(maxsize=16)
-def _insert_unless_exists(dialect: str, model: Any, unique: tuple[str, ...]) -> Any:
+def _insert_unless_exists(dialect: str, model: Any, unique: tuple[str, ...], *, locked: bool = False) -> Any:
+    if locked:  # PostgreSQL only (lock_and_insert_unless_exists)
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        columns = [c for c in model.__table__.c if not c.primary_key]
+        lock = sa.select(advisory_lock(sa.bindparam("lock_key", type_=sa.Text))).subquery("write_lock")
+        rows = sa.select(*(sa.bindparam(c.key, type_=c.type) for c in columns)).select_from(lock)
+        return (
+            pg_insert(model)
+            .from_select([c.key for c in columns], rows)
+            .on_conflict_do_nothing(index_elements=list(unique))
+            .returning(model.id)
+        )
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     elif dialect == "sqlite":

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from .db import hold_settings
 from .models import Order, OrderStatus, order_id_from_payload, utcnow
 from .orders import load_order, sells_something, sold_pack
 from .packs import XTR
@@ -56,9 +57,11 @@ def decide(state: StarsState, query: PreCheckout) -> PreCheckoutDecision:
     if order_id is not None and query.currency == XTR:
         now = utcnow()
         catalogue = tuple((p.id, p.stars) for p in state.packs.values())
+        dialect = session.get_bind(Order).dialect.name
         taken = session.execute(
-            _hold_statement(catalogue, state.settings.allow_gifts),
+            _hold_statement(catalogue, state.settings.allow_gifts, dialect),
             {
+                "p_wait_ms": str(max(1, int(state.settings.pre_checkout_timeout * 1000))),
                 "p_order_id": order_id,
                 "p_amount": query.total_amount,
                 "p_user_id": query.user_id,
@@ -77,11 +80,12 @@ def decide(state: StarsState, query: PreCheckout) -> PreCheckoutDecision:
 
 
 @functools.lru_cache(maxsize=32)
-def _hold_statement(catalogue: tuple[tuple[str, int], ...], allow_gifts: bool) -> sa.Update:
+def _hold_statement(catalogue: tuple[tuple[str, int], ...], allow_gifts: bool, dialect: str) -> sa.Update:
     """The approval: one conditional UPDATE that checks every rule and takes the hold.
 
-    Built once per catalogue (ids and prices) and gift setting, with the query's values as
-    parameters: building it per request cost more Python than its round trip.
+    Built once per catalogue (ids and prices), gift setting and dialect, with the query's
+    values as parameters: building it per request cost more Python than its round trip.
+    On PostgreSQL it also carries ``hold_settings`` (see there) in the same round trip.
     """
     now = sa.bindparam("p_now", type_=Order.held_until.type)
     query_id = sa.bindparam("p_query_id", type_=Order.hold_query_id.type)
@@ -90,6 +94,7 @@ def _hold_statement(catalogue: tuple[tuple[str, int], ...], allow_gifts: bool) -
     return (
         sa.update(Order)
         .where(
+            hold_settings() if dialect == "postgresql" else sa.true(),
             Order.id == sa.bindparam("p_order_id", type_=Order.id.type),
             Order.status == OrderStatus.PENDING,
             Order.stars == sa.bindparam("p_amount", type_=Order.stars.type),

@@ -25,7 +25,7 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError, SQLAlche
 from telebot import types
 
 from . import ledger
-from .db import begin_hold, insert_unless_exists, kept_after_commit, lock_for_write
+from .db import insert_unless_exists, kept_after_commit, lock_and_insert_unless_exists
 from .errors import BotApiError, StarsError
 from .messages import message
 from .models import UpdateKind, UpdateLog, utcnow
@@ -38,6 +38,9 @@ if TYPE_CHECKING:
     from .state import StarsState
 
 log = logging.getLogger(__name__)
+
+#: What makes two log rows the same update: its id *and* its body's digest.
+LOG_KEY = ("update_id", "digest")
 
 
 class MalformedUpdate(StarsError):
@@ -167,7 +170,6 @@ def handle_pre_checkout(
     """
     try:
         state.credit_callback()  # never approve what could not be credited
-        begin_hold(state.session, state.settings.pre_checkout_timeout)
         decision = decide(state, query)
     except Exception:
         log.exception("pre-checkout %s could not be decided; refusing it", query.id)
@@ -238,8 +240,7 @@ def handle_charge(state: StarsState, kind: str, msg: Any, update_id: int | None,
     with kept_after_commit(session):  # signals read the payment after the commit
         for fast in (True, False):
             try:
-                lock_for_write(session, charge_id)
-                if not claim_update(state, update_id, kind, body):
+                if not claim_update(state, update_id, kind, body, lock_key=charge_id):
                     session.rollback()
                     return Outcome(kind, "duplicate update")
                 if kind == UpdateKind.SUCCESSFUL_PAYMENT:
@@ -332,7 +333,7 @@ def _log_values(
 def _insert_log(state: StarsState, values: dict[str, Any]) -> int | None:
     """Insert a log row unless the same update is logged: its id, or None."""
     conn = state.session.connection()
-    stmt = insert_unless_exists(conn.dialect.name, UpdateLog, ("update_id", "digest"))
+    stmt = insert_unless_exists(conn.dialect.name, UpdateLog, LOG_KEY)
     row_id: int | None = conn.execute(stmt, values).scalar()
     return row_id
 
@@ -346,8 +347,9 @@ def _logged_before(state: StarsState, values: dict[str, Any]) -> Any:
     ).one()
 
 
-def claim_update(state: StarsState, update_id: int | None, kind: str, body: str) -> bool:
-    """In the caller's transaction, log a money update as processed: False if it already was.
+def claim_update(state: StarsState, update_id: int | None, kind: str, body: str, *, lock_key: str) -> bool:
+    """In the caller's transaction, take the write lock on ``lock_key`` (the charge) and log a
+    money update as processed: False if it already was (one round trip on PostgreSQL).
 
     An update is the same only if its id *and* its body match: Telegram restarts its ids at
     random after a week of silence, and a reused id must never hide a new payment. A row
@@ -355,7 +357,7 @@ def claim_update(state: StarsState, update_id: int | None, kind: str, body: str)
     """
     session = state.session
     values = _log_values(update_id, kind, body, processed=True, note=None)
-    if _insert_log(state, values):
+    if lock_and_insert_unless_exists(session, UpdateLog, LOG_KEY, values, lock_key):
         return True
     earlier = _logged_before(state, values)
     if earlier.processed:

@@ -101,7 +101,7 @@ def test_postgres_down_while_a_payment_arrives_is_spooled_and_replayed(
 
 def test_slow_postgres_pre_checkout_answers_try_again_in_time(make_shop, database_url, figure):
     if not database_url.startswith("postgresql"):
-        pytest.skip("statement_timeout is PostgreSQL's")
+        pytest.skip("lock_timeout is PostgreSQL's")
     shop = make_shop(STARS_PRE_CHECKOUT_TIMEOUT=1)
     order = shop.invoice(42).json()
     engine = sa.create_engine(database_url)
