@@ -8,7 +8,7 @@ ledger growth (4a, with the 4b slot), flask_stars vs aiogram-stars (8, ``--skip-
 then the soak (7) on PostgreSQL only (on SQLite when
 ``--db sqlite`` is the only database), and prints, in figure order, ``figure | flask_stars |
 baseline | ratio | target`` under a line describing the machine, then the counts behind
-every figure. About 10 minutes on 2 cores.
+every figure. About 7.5 minutes on 2 cores.
 """
 
 from __future__ import annotations
