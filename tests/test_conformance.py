@@ -22,6 +22,7 @@ and the mark can go. The scenario runs once per client (module-scoped) and takes
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import copy
 import datetime as dt
@@ -59,6 +60,13 @@ from werkzeug.wrappers import Request, Response
 
 from flask_stars.sandbox import SUBSCRIPTION_PERIOD, TEST_USERS, PaymentAttempt, QuietRequestHandler, Sandbox
 from flask_stars.testing import TEST_TOKEN
+
+
+def run_in_own_loop(coro: Any) -> Any:
+    """``asyncio.run(coro)`` in a thread of its own: an earlier test in the session (the
+    browser tests' Playwright) may leave an event loop running in this thread."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 CLIENTS = ("ptb", "aiogram")
 SECRET = "conformance-Secret_42"
@@ -495,7 +503,7 @@ def runs() -> Iterator[dict[str, Run]]:
             receiver = Receiver().start()
             stack.callback(receiver.stop)
             done[client] = Run(client, sandbox, receiver)
-            asyncio.run(drive(done[client]))
+            run_in_own_loop(drive(done[client]))
         yield done
 
 
@@ -796,7 +804,7 @@ async def aiogram_route(api_url: str, data: dict[str, Any]) -> Any:
 @pytest.mark.parametrize("kind", KINDS)
 def test_update_routes_to_the_aiogram_handler(runs: dict[str, Run], kind: str) -> None:
     for data in captured(runs, kind):
-        assert asyncio.run(aiogram_route(runs["aiogram"].sandbox.url, data)) == ROUTES[kind]
+        assert run_in_own_loop(aiogram_route(runs["aiogram"].sandbox.url, data)) == ROUTES[kind]
 
 
 async def ptb_route(api_url: str, data: dict[str, Any]) -> list[str]:
@@ -835,7 +843,7 @@ def test_update_routes_to_the_ptb_handler(runs: dict[str, Run], kind: str) -> No
     # PTB 22 has no handler for Bot API 10.2's subscription update: only a catch-all sees it.
     expected = "no PTB handler" if kind == "subscription" and PTB_TOO_OLD_FOR else ROUTES[kind]
     for data in captured(runs, kind):
-        assert asyncio.run(ptb_route(runs["ptb"].sandbox.url, data)) == [expected]
+        assert run_in_own_loop(ptb_route(runs["ptb"].sandbox.url, data)) == [expected]
 
 
 # --- updates: what Telegram puts in them ----------------------------------------------------
