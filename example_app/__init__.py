@@ -8,10 +8,14 @@ sandbox playing Telegram; see ``__main__.py``.
 
 from __future__ import annotations
 
+import functools
+import hmac
 import os
+import secrets
+from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, jsonify, render_template
+from flask import Flask, jsonify, redirect, render_template, request, session, url_for
 from telebot import TeleBot, types
 
 from flask_stars import FlaskStars, StarsConfigError, StarsHTTPError, request_init_data
@@ -107,6 +111,55 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         db.session.commit()
         return jsonify({"id": user.id, "first_name": user.first_name, "coins": user.coins})
 
+    if app.config["SANDBOX"]:
+        mount_admin(app)
+
     with app.app_context():
         db.create_all()
     return app
+
+
+def mount_admin(app: Flask) -> None:
+    """The operator's dashboard at ``/admin``, behind a login that exists in the sandbox run only.
+
+    The app's "authentication" is one password (``ADMIN_PASSWORD``, made for the run and
+    printed in the console) kept as a flag in the signed session: a stand-in for your own
+    (Flask-Login's ``login_required`` plugs in the same way, as ``decorator=``).
+    """
+    from flask_stars.dashboard import dashboard_bp
+
+    if not app.config.get("SECRET_KEY"):  # Flask's default is None
+        app.config["SECRET_KEY"] = secrets.token_hex(32)
+    if not app.config.get("ADMIN_PASSWORD"):
+        app.config["ADMIN_PASSWORD"] = secrets.token_urlsafe(9)
+
+    def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if session.get("admin") is not True:
+                return redirect(url_for("admin_login", next=request.path))
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    @app.route("/login", methods=["GET", "POST"])
+    def admin_login() -> Any:
+        error = False
+        if request.method == "POST":
+            given = request.form.get("password", "")
+            if hmac.compare_digest(given.encode(), app.config["ADMIN_PASSWORD"].encode()):
+                session.clear()
+                session["admin"] = True
+                target = request.args.get("next", "")
+                return redirect(
+                    target if target.startswith("/admin") else url_for("stars_dashboard.overview")
+                )
+            error = True
+        return render_template("login.html", error=error), 401 if error else 200
+
+    @app.post("/logout")
+    def admin_logout() -> Any:
+        session.clear()
+        return redirect(url_for("admin_login"))
+
+    app.register_blueprint(dashboard_bp, url_prefix="/admin", decorator=admin_required)

@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     page = attach_sandbox(app, sandbox, base_url)
     print(f"flask_stars example shop, with the sandbox playing Telegram (Bot API at {sandbox.url}).")
     print(f"Open {page} in your browser to buy coins as a test user.")
+    print(f"The operator's dashboard: {base_url}/admin/ (password: {app.config['ADMIN_PASSWORD']})")
     sys.stdout.flush()
     try:
         app.run(host=args.host, port=args.port, threaded=True, use_reloader=False)

@@ -23,6 +23,7 @@ from .errors import (
 )
 from .extension import FlaskStars
 from .http_errors import StarsHTTPError
+from .metrics import make_metrics_app, render_metrics
 from .models import Order, Payment, UpdateLog, include_object
 from .packs import Pack
 from .signals import (
@@ -60,12 +61,14 @@ __all__ = [
     "UpdateLog",
     "get_state",
     "include_object",
+    "make_metrics_app",
     "order_created",
     "payment_duplicated",
     "payment_refunded",
     "payment_succeeded",
     "payment_unmatched",
     "pre_checkout_rejected",
+    "render_metrics",
     "request_init_data",
     "stars_bp",
 ]

@@ -15,7 +15,7 @@ from flask.sansio.blueprints import BlueprintSetupState
 from marshmallow import Schema
 from werkzeug.exceptions import HTTPException
 
-from . import orders
+from . import metrics, orders
 from .auth import request_init_data
 from .cli import register_cli
 from .db import kept_after_commit
@@ -35,7 +35,7 @@ from .schemas import (
 )
 from .state import EXTENSION_KEY, StarsState, get_state
 from .subscriptions import get_subscription, is_live, set_canceled, user_subscriptions
-from .updates import handle_update
+from .updates import classify, handle_update
 from .wiring import setup_app
 
 log = logging.getLogger(__name__)
@@ -212,6 +212,11 @@ def order_status(order_id: str) -> Response:
 def webhook() -> tuple[Response, int]:
     """Telegram's updates: payments handled here, in the request; the rest to the bot."""
     state = get_state()
+    with metrics.webhook_timer(state) as timer:
+        return _webhook(state, timer)
+
+
+def _webhook(state: StarsState, timer: metrics.WebhookTimer) -> tuple[Response, int]:
     received = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
     if not any(hmac.compare_digest(received.encode(), s.encode()) for s in state.settings.webhook_secrets):
         raise StarsHTTPError("Wrong or missing webhook secret.", error="invalid_secret", code=403)
@@ -220,6 +225,7 @@ def webhook() -> tuple[Response, int]:
     update_id = update.get("update_id") if isinstance(update, dict) else None
     if not isinstance(update_id, int) or isinstance(update_id, bool) or not 0 <= update_id < 2**63:
         raise _bad_request("The body is not a Telegram update.", "invalid_update")
+    timer.kind = classify(update) or "other"
     try:
         outcome = handle_update(state, update, raw.decode("utf-8", "replace"), can_reply=True)
     except BotApiError as exc:

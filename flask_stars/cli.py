@@ -191,6 +191,8 @@ def reconcile(dry_run: bool, full: bool, as_json: bool) -> None:
 
     Credits paid invoices whose webhook never arrived (through the webhook's own code,
     exactly once), applies refunds the ledger missed, and reports what it cannot match.
+    Each run (not --dry-run) is recorded in stars_reconcile_runs, a failed one with its
+    error; the dashboard's Reconcile page lists them.
     """
     tty = sys.stdout.isatty() and not as_json
 

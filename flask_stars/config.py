@@ -92,6 +92,11 @@ CONFIG_KEYS: dict[str, tuple[Any, str]] = {
     ),
     "STARS_CREATE_TABLES": (True, "create flask_stars' tables on first use"),
     "STARS_SQLITE_WAL": (True, "switch a file SQLite database to WAL mode on first use"),
+    "STARS_METRICS": (
+        False,
+        "Prometheus metrics (pip install 'flask-stars[metrics]'); the host exposes them "
+        "(flask_stars.metrics.render_metrics or make_metrics_app)",
+    ),
 }
 
 DEFAULT_API_URL = "https://api.telegram.org"
@@ -141,6 +146,8 @@ class Settings:
     update_retention_days: int | None
     create_tables: bool
     sqlite_wal: bool
+    #: Prometheus metrics on (``flask_stars.metrics``).
+    metrics: bool = False
 
 
 def _positive_int(config: Mapping[str, Any], key: str) -> int:
@@ -303,6 +310,7 @@ def read_settings(config: Mapping[str, Any], bot_token: str | None) -> Settings:
         update_retention_days=_optional_days(config, "STARS_UPDATE_RETENTION_DAYS"),
         create_tables=bool(config["STARS_CREATE_TABLES"]),
         sqlite_wal=bool(config["STARS_SQLITE_WAL"]),
+        metrics=_flag(config, "STARS_METRICS"),
     )
 
 

@@ -109,6 +109,8 @@ class Order(StarsModel):
             sqlite_where=sa.text("status = 'pending'"),
             postgresql_where=sa.text("status = 'pending'"),
         ),
+        # The dashboard's conversion figure: orders created since a day, by status (covering).
+        sa.Index("ix_stars_orders_created_at_status", "created_at", "status"),
     )
 
     def record_pack(self, pack: Pack) -> None:
@@ -197,6 +199,19 @@ class Payment(StarsModel):
     raw: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
 
     order: Mapped[Order | None] = relationship(lazy="joined")
+
+    __table_args__ = (
+        # The dashboard's overview: one GROUP BY day and pack over a range of paid_at, read
+        # from this index alone (it holds every column the query reads).
+        sa.Index("ix_stars_payments_paid_at_pack_id_status_stars", "paid_at", "pack_id", "status", "stars"),
+        # Payments with a problem (few): the overview's due-refund count, the "problem" filter.
+        sa.Index(
+            "ix_stars_payments_problem",
+            "problem",
+            sqlite_where=sa.text("problem IS NOT NULL"),
+            postgresql_where=sa.text("problem IS NOT NULL"),
+        ),
+    )
 
     @property
     def pack(self) -> Pack | None:
@@ -304,7 +319,44 @@ class UpdateLog(StarsModel):
     attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
     error: Mapped[str | None] = mapped_column(sa.Text)
 
-    __table_args__ = (sa.UniqueConstraint("update_id", "digest"),)
+    __table_args__ = (
+        sa.UniqueConstraint("update_id", "digest"),
+        # Rows not processed yet (failed updates to replay): few, found without a scan. The
+        # predicate is spelled as SQLAlchemy renders ``processed == false()`` on each
+        # database, so the planner matches it (SQLite compares the expressions as written).
+        sa.Index(
+            "ix_stars_updates_unprocessed",
+            "id",
+            sqlite_where=sa.text("processed = 0"),
+            postgresql_where=sa.text("processed = false"),
+        ),
+    )
+
+
+class ReconcileRun(StarsModel):
+    """One run of reconcile: when it started and finished, and what it reported or why it failed.
+
+    ``ok`` is None while a run is going on (or when its process died before it could say),
+    True when it finished, False when it raised (``error`` says what). ``report`` holds the
+    report's counts (``ReconcileReport.counts()``), also of a failed run up to its failure.
+    Only the newest ``reconcile.KEEP_RUNS`` rows are kept.
+    """
+
+    __tablename__ = "stars_reconcile_runs"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ok: Mapped[bool | None] = mapped_column(sa.Boolean)
+    report: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+
+    @property
+    def seconds(self) -> float | None:
+        """How long the run took (None while it has not finished)."""
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
 
 
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:

@@ -8,13 +8,18 @@ An outgoing one is a refund: if the ledger still shows the payment as paid, the 
 applied (debit callback once). Anything else that cannot be matched is reported, never
 "fixed". Progress (how many transactions were read) is kept in ``stars_meta`` so the next
 run reads only new ones; pages are handled one at a time, so memory stays flat.
+
+Every run that may change the ledger (not ``dry_run``) is recorded in
+``stars_reconcile_runs``: a row committed when it starts, its report (or its error)
+committed when it ends, each in a short transaction of its own, so no transaction is open
+while Telegram is asked.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
@@ -28,7 +33,7 @@ from .ledger import (
     record_payment,
     refund,
 )
-from .models import Meta, Order, Payment, PaymentStatus, order_id_from_payload
+from .models import Meta, Order, Payment, PaymentStatus, ReconcileRun, order_id_from_payload, utcnow
 from .packs import XTR
 
 if TYPE_CHECKING:
@@ -38,6 +43,9 @@ log = logging.getLogger(__name__)
 OFFSET_KEY = "reconcile_offset"
 PAGE_SIZE = 100  # Telegram's maximum
 MAX_EXAMPLES = 50
+#: How many runs ``stars_reconcile_runs`` keeps (the newest); see ``record_start``.
+KEEP_RUNS = 100
+ERROR_CHARS = 2000
 
 
 @dataclass
@@ -57,6 +65,10 @@ class ReconcileReport:
     unmatched: int = 0
     other: int = 0
     examples: list[dict[str, Any]] = field(default_factory=list)
+
+    def counts(self) -> dict[str, Any]:
+        """The report as plain data (the counts, the offsets and the unmatched examples)."""
+        return asdict(self)
 
     def rows(self) -> list[tuple[str, int]]:
         would = "would be " if self.dry_run else ""
@@ -102,12 +114,95 @@ def reconcile(
     on_page: Callable[[ReconcileReport], None] | None = None,
     page_size: int = PAGE_SIZE,
 ) -> ReconcileReport:
-    """Page through getStarTransactions from where the last run stopped (``full``: from 0)."""
+    """Page through getStarTransactions from where the last run stopped (``full``: from 0).
+
+    The run is recorded in ``stars_reconcile_runs`` (``record_start``, ``record_end``), a
+    failed one with its error before the error is raised again. A ``dry_run`` changes
+    nothing, so it writes no record either (nor would it tell that the ledger was mended).
+    ``flask stars reconcile``, ``FlaskStars.reconcile`` and the dashboard's Run now all
+    come here.
+    """
+    report = ReconcileReport(dry_run=dry_run)
+    if dry_run:
+        _run(state, report, full=full, on_page=on_page, page_size=page_size)
+        return report
+    run_id = record_start(state)
+    try:
+        _run(state, report, full=full, on_page=on_page, page_size=page_size)
+    except BaseException as exc:
+        state.session.rollback()
+        try:
+            record_end(state, run_id, report, error=f"{exc.__class__.__name__}: {exc}")
+        except Exception:  # the database is gone too: the row stays unfinished (ok is NULL)
+            state.session.rollback()
+            log.exception("could not record the failure of reconcile run %s", run_id)
+        raise
+    record_end(state, run_id, report)
+    return report
+
+
+def record_start(state: StarsState) -> int:
+    """Commit a row for a run starting now, and drop all but the newest ``KEEP_RUNS``; its id.
+
+    The rows are an operator's log of when reconcile ran and what it found: the ledger
+    itself holds every change a run made, so old rows carry nothing the money needs.
+    A hundred is over three months of daily runs (four days of hourly ones), all shown on
+    one dashboard page, and the table never grows past it.
+    """
     session = state.session
+    session.rollback()  # start from a clean transaction of our own
+    try:
+        run = ReconcileRun(started_at=utcnow())
+        session.add(run)
+        session.flush()
+        run_id = run.id
+        cutoff = session.scalar(
+            sa.select(ReconcileRun.id).order_by(ReconcileRun.id.desc()).offset(KEEP_RUNS - 1).limit(1)
+        )
+        if cutoff is not None:
+            session.execute(sa.delete(ReconcileRun).where(ReconcileRun.id < cutoff))
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+    return run_id
+
+
+def record_end(state: StarsState, run_id: int, report: ReconcileReport, error: str | None = None) -> None:
+    """Commit how run ``run_id`` ended: its report, and ``error`` when it failed."""
+    session = state.session
+    try:
+        session.execute(
+            sa.update(ReconcileRun)
+            .where(ReconcileRun.id == run_id)
+            .values(
+                finished_at=utcnow(),
+                ok=error is None,
+                report=report.counts(),
+                error=None if error is None else error[:ERROR_CHARS],
+            )
+        )
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+
+
+def _run(
+    state: StarsState,
+    report: ReconcileReport,
+    *,
+    full: bool,
+    on_page: Callable[[ReconcileReport], None] | None,
+    page_size: int,
+) -> None:
+    """The run itself, filling ``report`` as it goes (so a failed run's report says how far it got)."""
+    session = state.session
+    dry_run = report.dry_run
     saved = session.get(Meta, OFFSET_KEY)
     offset = 0 if full or saved is None else int(saved.value)
     session.rollback()
-    report = ReconcileReport(dry_run=dry_run, start_offset=offset, end_offset=offset)
+    report.start_offset = report.end_offset = offset
     while True:
         page = state.gateway.star_transactions(offset, page_size)
         # Applied in Telegram's order, each seeing what the ones before it wrote: a refund
@@ -130,7 +225,6 @@ def reconcile(
         for charge_id in due_refunds(state):
             refund(state, charge_id, reason="a second payment for a paid order, finished by reconcile")
             report.due_refunds_finished += 1
-    return report
 
 
 def _ledger_statuses(state: StarsState, page: list[dict[str, Any]]) -> dict[str, str]:

@@ -84,6 +84,9 @@ class StarsState:
         )
         self.order_waits = WaitGate(settings.order_waits_per_user, settings.order_waits_max)
         self.spool = Spool(settings.spool_dir or os.path.join(app.instance_path, "stars-spool"))
+        # ``flask_stars.metrics.StarsMetrics`` when STARS_METRICS is on; typed loosely because
+        # the state sits below the modules that count.
+        self.metrics: Any = None
         self.blueprint_registered = False
         self.url_prefix = ""
         self._resolved: dict[str, tuple[Any, PaymentCallback | None]] = {}  # config value -> callable

@@ -13,9 +13,11 @@ whether the payment is safely recorded.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -24,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError, SQLAlchemyError
 from telebot import types
 
-from . import ledger
+from . import ledger, metrics
 from .db import insert_unless_exists, kept_after_commit, lock_and_insert_unless_exists
 from .errors import BotApiError, StarsError
 from .messages import message
@@ -168,6 +170,7 @@ def handle_pre_checkout(
     ``can_reply`` (a webhook request), the answer goes back as the webhook's own reply;
     otherwise ``answerPreCheckoutQuery`` is called and its failure makes Telegram redeliver.
     """
+    started = time.perf_counter()
     try:
         state.credit_callback()  # never approve what could not be credited
         decision = decide(state, query)
@@ -188,7 +191,10 @@ def handle_pre_checkout(
         log.exception("could not commit pre-checkout %s", query.id)
         _rollback_quietly(state)
 
-    def announce() -> None:
+    def announce(answered_at: float | None = None) -> None:
+        # In the reply's case this runs once the reply has been sent.
+        spent = (answered_at or time.perf_counter()) - started
+        metrics.pre_checkout_answered(state, "approved" if decision.ok else str(decision.reason), spent)
         if not decision.ok:
             state.send(
                 pre_checkout_rejected,
@@ -215,7 +221,8 @@ def handle_pre_checkout(
             raise  # Telegram busy or unreachable: answer 500 so it redelivers and we answer again
         # 400: the query was already answered or is too old; a redelivery cannot help.
         log.warning("Telegram refused our answer to pre-checkout %s: %s", query.id, exc)
-    return Outcome(UpdateKind.PRE_CHECKOUT, detail, after=announce)
+    answered_at = time.perf_counter()
+    return Outcome(UpdateKind.PRE_CHECKOUT, detail, after=functools.partial(announce, answered_at))
 
 
 def handle_charge(state: StarsState, kind: str, msg: Any, update_id: int | None, body: str) -> Outcome:
@@ -242,6 +249,7 @@ def handle_charge(state: StarsState, kind: str, msg: Any, update_id: int | None,
             try:
                 if not claim_update(state, update_id, kind, body, lock_key=charge_id):
                     session.rollback()
+                    metrics.payment_outcome(state, "duplicate_delivery")
                     return Outcome(kind, "duplicate update")
                 if kind == UpdateKind.SUCCESSFUL_PAYMENT:
                     result = ledger.record_payment(state, report, charge_locked=True, fast=fast)
@@ -266,10 +274,16 @@ def handle_charge(state: StarsState, kind: str, msg: Any, update_id: int | None,
                 raise
         if kind == UpdateKind.REFUNDED_PAYMENT:
             ledger.announce_refund(state, refunded)
+            if refunded is None:
+                metrics.payment_outcome(state, "refund_noted")
             return Outcome(kind, "refunded" if refunded is not None else "noted")
         ledger.announce_payment(state, result)
+    # The signals count the rest; these two outcomes have none.
     if result.duplicate_delivery:
+        metrics.payment_outcome(state, "duplicate_delivery")
         return Outcome(kind, "duplicate charge")
+    if result.payment.problem == "refunded_before_paid":
+        metrics.payment_refunded_first(state, result.payment)
     return Outcome(kind, "credited" if result.credited else str(result.payment.problem))
 
 
@@ -396,6 +410,7 @@ def keep_failed(state: StarsState, update_id: int | None, kind: str, body: str, 
     to the disk spool instead, without waiting on the database a second time.
     """
     _rollback_quietly(state)
+    metrics.payment_outcome(state, "failed")
     note = f"{error.__class__.__name__}: {error}"[:2000]
     if not isinstance(error, OperationalError):
         try:

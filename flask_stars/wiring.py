@@ -17,6 +17,7 @@ from .chat import register_buy_command
 from .config import CONFIG_KEYS, read_settings, resolve_callable
 from .db import StarsDatabase
 from .errors import MissingCallbackError, StarsConfigError
+from .metrics import StarsMetrics
 from .packs import Catalogue, Pack
 from .state import EXTENSION_KEY, Callbacks, StarsState
 
@@ -60,6 +61,8 @@ def setup_app(
     state = StarsState(
         app, callbacks, settings, catalogue, bot, StarsDatabase(app, settings, db), owns_bot=owns_bot
     )
+    if settings.metrics:
+        state.metrics = StarsMetrics(state)  # fails here if prometheus_client is missing
     app.extensions[EXTENSION_KEY] = state
     app.teardown_appcontext(state.database.remove)
     if settings.buy_command:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from flask_stars.migrations import VERSION_TABLE, upgrade
+from flask_stars.migrations import HEAD, VERSION_TABLE, ensure_current, upgrade
 from flask_stars.models import StarsModel
 
 
@@ -55,6 +56,7 @@ def test_upgrade_of_an_empty_database_matches_create_all(database_url):
             "stars_updates",
             "stars_subscriptions",
             "stars_meta",
+            "stars_reconcile_runs",
         }
 
         with engine.begin() as conn:
@@ -94,6 +96,128 @@ def test_flask_stars_migrate_command(tmp_path):
 def test_head_names_the_newest_revision():
     from alembic.script import ScriptDirectory
 
-    from flask_stars.migrations import HEAD, alembic_config
+    from flask_stars.migrations import alembic_config
 
-    assert ScriptDirectory.from_config(alembic_config()).get_heads() == [HEAD]
+    assert ScriptDirectory.from_config(alembic_config()).get_heads() == [HEAD] == ["stars_0004"]
+
+
+# --- stars_0003 -> stars_0004, on a database that already holds money ------------------------
+
+NEW_INDEXES = [
+    ("stars_payments", "ix_stars_payments_paid_at_pack_id_status_stars"),
+    ("stars_payments", "ix_stars_payments_problem"),
+    ("stars_orders", "ix_stars_orders_created_at_status"),
+    ("stars_updates", "ix_stars_updates_unprocessed"),
+]
+ROWS_0003 = {
+    "stars_orders": [
+        "INSERT INTO stars_orders (id, user_id, pack_id, stars, status, invoice_url, created_at, expires_at, "
+        "paid_at, pack_title, pack_credits, pack_subscription) VALUES ('o1', 42, 'stars_pack_1', 10, 'paid', "
+        "'https://t.me/$a', '2026-11-01 10:00:00', '2026-11-01 11:00:00', '2026-11-01 10:01:00', 'Starter', "
+        "'{\"coins\": 1000}', false)",
+        "INSERT INTO stars_orders (id, user_id, pack_id, stars, status, created_at, expires_at) "
+        "VALUES ('o2', 43, 'stars_pack_2', 40, 'pending', '2026-11-02 09:00:00', '2026-11-02 10:00:00')",
+    ],
+    "stars_payments": [
+        "INSERT INTO stars_payments (telegram_payment_charge_id, user_id, payer_id, order_id, pack_id, "
+        "stars, currency, invoice_payload, status, credited, paid_at, update_id, raw) VALUES ('ch1', 42, "
+        "42, 'o1', 'stars_pack_1', 10, 'XTR', 'order:o1', 'paid', true, '2026-11-01 10:01:00', 7, "
+        "'{\"a\": 1}')",
+        "INSERT INTO stars_payments (telegram_payment_charge_id, user_id, payer_id, pack_id, stars, "
+        "currency, invoice_payload, status, credited, problem, paid_at, refunded_at) VALUES ('ch2', 44, "
+        "44, NULL, 5, 'XTR', 'legacy:1', 'refunded', false, 'unknown_order', '2026-11-03 10:00:00', "
+        "'2026-11-04 10:00:00')",
+    ],
+    "stars_updates": [
+        "INSERT INTO stars_updates (update_id, digest, kind, received_at, body, processed, processed_at, "
+        "attempts) VALUES (7, 'd7', 'successful_payment', '2026-11-01 10:01:00', '{}', true, "
+        "'2026-11-01 10:01:00', 1)",
+        "INSERT INTO stars_updates (update_id, digest, kind, received_at, body, processed, attempts, error) "
+        "VALUES (8, 'd8', 'successful_payment', '2026-11-05 10:00:00', '{}', false, 2, 'boom')",
+    ],
+    "stars_meta": ["INSERT INTO stars_meta (key, value) VALUES ('reconcile_offset', '2')"],
+}
+
+
+def _contents(conn):
+    return {
+        table: sorted(tuple(str(v) for v in row) for row in conn.execute(sa.text(f"SELECT * FROM {table}")))
+        for table in ROWS_0003
+    }
+
+
+@pytest.mark.parametrize("versioned", [True, False], ids=["versioned", "unversioned-create_all"])
+def test_a_database_at_0003_holding_money_upgrades_to_0004_intact(database_url, versioned):
+    """Made by stars_0003 (with its version row, or as 0003's create_all left it, without one),
+    with orders, payments, update rows and reconcile's offset: the first use upgrades it."""
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            upgrade(conn, "stars_0003")
+            for statements in ROWS_0003.values():
+                for sql in statements:
+                    conn.execute(sa.text(sql))
+            if not versioned:
+                conn.execute(sa.text(f"DROP TABLE {VERSION_TABLE}"))
+        with engine.connect() as conn:
+            before = _contents(conn)
+            assert "stars_reconcile_runs" not in sa.inspect(conn).get_table_names()
+        assert sum(len(rows) for rows in before.values()) == 7
+
+        with engine.begin() as conn:
+            ensure_current(conn)  # what the first request of a new release does
+
+        with engine.connect() as conn:
+            assert conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all() == [HEAD]
+            assert _contents(conn) == before  # every row as it was
+            inspector = sa.inspect(conn)
+            assert "stars_reconcile_runs" in inspector.get_table_names()
+            for table, index in NEW_INDEXES:
+                assert index in {i["name"] for i in inspector.get_indexes(table)}, (table, index)
+            context = MigrationContext.configure(
+                conn,
+                opts={
+                    "compare_type": True,
+                    "include_object": lambda obj, name, type_, *a: name != VERSION_TABLE,
+                },
+            )
+            assert compare_metadata(context, StarsModel.metadata) == []
+            # The new table takes rows; the partial index serves the failed-updates count.
+            conn.execute(
+                sa.text(
+                    "INSERT INTO stars_reconcile_runs (started_at, ok) VALUES ('2026-11-06 10:00:00', true)"
+                )
+            )
+            unprocessed = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(sa.table("stars_updates", sa.column("processed", sa.Boolean)))
+                .where(sa.column("processed", sa.Boolean) == sa.false())
+            ).scalar()
+            assert unprocessed == 1
+            if conn.dialect.name == "sqlite":
+                plan = conn.exec_driver_sql(
+                    "EXPLAIN QUERY PLAN SELECT count(*) FROM stars_updates WHERE processed = 0"
+                ).all()
+                assert "ix_stars_updates_unprocessed" in str(plan)
+            conn.rollback()
+    finally:
+        with engine.begin() as conn:
+            StarsModel.metadata.drop_all(conn)
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))
+        engine.dispose()
+
+
+def test_unversioned_tables_of_this_release_are_stamped_at_head(database_url):
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            StarsModel.metadata.create_all(conn)
+        with engine.begin() as conn:
+            ensure_current(conn)
+        with engine.connect() as conn:
+            assert conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all() == [HEAD]
+    finally:
+        with engine.begin() as conn:
+            StarsModel.metadata.drop_all(conn)
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))
+        engine.dispose()

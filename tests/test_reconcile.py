@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from flask_stars.models import Meta
+import sqlalchemy as sa
+
+from flask_stars import reconcile as reconciliation
+from flask_stars.botapi import BotGateway
+from flask_stars.models import Meta, ReconcileRun
+from flask_stars.state import get_state
 
 
 def _reconcile(shop, *args):
@@ -99,3 +105,75 @@ def test_balance_and_stats_commands(shop):
     assert by_pack["stars_pack_2"]["refunded"] == 40 and by_pack["stars_pack_2"]["net"] == 0
     table = runner.invoke(args=["stars", "stats"]).output
     assert "total" in table
+
+
+# --- every run is recorded (stars_reconcile_runs) ---------------------------------------------
+
+
+def test_a_run_is_recorded_with_its_report_and_no_transaction_open_while_telegram_is_asked(shop, monkeypatch):
+    order = shop.invoice(43).json()
+    shop.tg.pay(order["invoice_url"], 43, deliver_payment=False)
+    seen: list[tuple[bool, list[Any]]] = []
+    original = BotGateway.star_transactions
+
+    def watched(self: BotGateway, offset: int, limit: int = 100) -> list[dict[str, Any]]:
+        # What another connection sees while Telegram is asked: the run's row, committed.
+        url = shop.app.config["SQLALCHEMY_DATABASE_URI"]
+        engine = sa.create_engine(url)
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT id, finished_at FROM stars_reconcile_runs")).all()
+        engine.dispose()
+        seen.append((get_state().session.in_transaction(), rows))
+        return original(self, offset, limit)
+
+    monkeypatch.setattr(BotGateway, "star_transactions", watched)
+    _reconcile(shop, "--dry-run")
+    assert shop.rows(ReconcileRun) == []  # a dry run changes nothing, and records nothing
+    seen.clear()
+
+    report = _reconcile(shop)
+    assert report["missed_payments_credited"] == 1
+    assert seen and all(not in_tx for in_tx, _ in seen)
+    assert all(len(rows) == 1 and rows[0][1] is None for _, rows in seen)  # started, not finished
+    (run,) = shop.rows(ReconcileRun)
+    assert run.ok is True and run.error is None
+    assert run.finished_at is not None and run.started_at <= run.finished_at and run.seconds is not None
+    assert run.report is not None
+    assert run.report["read"] == 1 and run.report["credited"] == 1 and run.report["end_offset"] == 1
+    assert run.report["dry_run"] is False and run.report["unmatched"] == 0
+
+
+def test_a_failed_run_is_recorded_with_its_error(shop):
+    shop.tg.fail("getStarTransactions", 400, "Bad Request: the sandbox says no")
+    result = shop.app.test_cli_runner().invoke(args=["stars", "reconcile"])
+    assert result.exit_code == 1 and "the sandbox says no" in result.output
+    (run,) = shop.rows(ReconcileRun)
+    assert run.ok is False and run.finished_at is not None
+    assert run.error is not None and "the sandbox says no" in run.error
+    assert run.report is not None and run.report["read"] == 0
+
+    # A run that fails part-way keeps the counts it reached: here the host's credit callback.
+    order = shop.invoice(44).json()
+    shop.tg.pay(order["invoice_url"], 44, deliver_payment=False)
+    shop.credit_log.fail_next = 1
+    with shop.app.app_context():
+        try:
+            reconciliation.reconcile(get_state())
+        except RuntimeError as exc:
+            assert "credit callback failed" in str(exc)
+        else:
+            raise AssertionError("the callback's error is raised")
+    last = shop.rows(ReconcileRun)[-1]
+    assert last.ok is False and last.error == "RuntimeError: the host's credit callback failed"
+
+    assert _reconcile(shop)["missed_payments_credited"] == 1  # the next run mends it
+    assert [r.ok for r in shop.rows(ReconcileRun)] == [False, False, True]
+    assert shop.balance(44) == 1_000_000
+
+
+def test_only_the_newest_runs_are_kept(shop, monkeypatch):
+    monkeypatch.setattr(reconciliation, "KEEP_RUNS", 3)
+    for _ in range(5):
+        _reconcile(shop)
+    runs = shop.rows(ReconcileRun)
+    assert len(runs) == 3 and [r.id for r in runs] == [3, 4, 5]

@@ -128,3 +128,16 @@ def test_production_imports_none_of_the_sandbox() -> None:
         "sys.exit(any(m.startswith('flask_stars.sandbox') for m in sys.modules))"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_the_dashboard_sits_on_top() -> None:
+    """``dashboard/`` is an edge: nothing else in the package imports it, and it never
+    reaches the sandbox (production code may mount it)."""
+    graph = import_graph()
+    dashboard = {m for m in graph if m.startswith("flask_stars.dashboard")}
+    assert dashboard
+    for module, deps in graph.items():
+        if module not in dashboard:
+            assert not deps & dashboard, module
+    for module in dashboard:
+        assert not any(d.startswith("flask_stars.sandbox") for d in graph[module]), module

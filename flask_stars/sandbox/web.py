@@ -34,6 +34,7 @@ from flask import (
     render_template,
     request,
     send_from_directory,
+    url_for,
 )
 from werkzeug.exceptions import HTTPException
 
@@ -156,6 +157,10 @@ def page() -> str:
         base=request.script_root + state.url_prefix.rstrip("/"),
         web_app_version=WEB_APP_VERSION,
         packs=list(state.packs.values()),
+        # The operator's dashboard, when the app mounts it (flask_stars.dashboard).
+        dashboard_url=url_for("stars_dashboard.overview")
+        if "stars_dashboard.overview" in current_app.view_functions
+        else None,
     )
 
 

@@ -175,6 +175,24 @@ def mini_app(page: Any, example: Example, telegram_web_app_js: str) -> Any:
     return open_as
 
 
+def buy_premium_on_sandbox_page(page: Any, example: Example, telegram_web_app_js: str) -> Any:
+    """On the sandbox page (Telegram's script served locally), buy pack 2 as the first test
+    user and wait for the Mini App's balance; returns the Mini App's frame."""
+    from playwright.sync_api import expect
+
+    page.route(
+        TELEGRAM_JS, lambda route: route.fulfill(body=telegram_web_app_js, content_type="text/javascript")
+    )
+    page.set_viewport_size({"width": 1000, "height": 860})
+    page.goto(example.base + "/stars/sandbox/")
+    app = page.frame_locator("#miniapp")
+    app.locator("#open-shop").click()
+    app.locator("button.price[data-pack=stars_pack_2]").click()
+    page.click("#pay")
+    expect(app.locator("#balance")).to_have_text("5,000,000")
+    return app
+
+
 def shot(page: Any, name: str) -> None:
     """Keep a screenshot of the scenario (screenshots/ is ignored by git)."""
     SCREENSHOTS.mkdir(exist_ok=True)

@@ -12,7 +12,7 @@ import re
 from playwright.sync_api import expect
 
 from flask_stars.sandbox import TEST_USERS
-from tests.browser.conftest import TELEGRAM_JS, shot
+from tests.browser.conftest import TELEGRAM_JS, buy_premium_on_sandbox_page, shot
 
 ANN, IVAN = TEST_USERS[0], TEST_USERS[1]
 
@@ -207,16 +207,7 @@ def test_sandbox_works_offline_with_its_stand_in_script(page, example):
 
 
 def test_sandbox_page_refunds_a_payment_and_the_balance_goes_back(page, example, telegram_web_app_js):
-    page.route(
-        TELEGRAM_JS, lambda route: route.fulfill(body=telegram_web_app_js, content_type="text/javascript")
-    )
-    page.set_viewport_size({"width": 1000, "height": 860})
-    page.goto(example.base + "/stars/sandbox/")
-    app = page.frame_locator("#miniapp")
-    app.locator("#open-shop").click()
-    app.locator("button.price[data-pack=stars_pack_2]").click()
-    page.click("#pay")
-    expect(app.locator("#balance")).to_have_text("5,000,000")
+    buy_premium_on_sandbox_page(page, example, telegram_web_app_js)
     page.locator("#payments button.refund").click()
     expect(page.locator("#payments")).to_contain_text("refunded")
     expect(page.frame_locator("#miniapp").locator("#balance")).to_have_text("0")

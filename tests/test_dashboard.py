@@ -1,0 +1,444 @@
+"""The operator's dashboard (flask_stars.dashboard) with Flask's test client, on SQLite.
+
+Purchases go through the sandbox and the real webhook; the dashboard is read and driven
+with ``app.test_client()``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+
+from flask_stars import StarsConfigError
+from flask_stars.dashboard import dashboard_bp
+from flask_stars.models import Payment, ReconcileRun, UpdateLog, utcnow
+from flask_stars.sandbox import Sandbox
+from flask_stars.testing import TEST_TOKEN, connect, serve
+from tests import hostapp
+from tests.conftest import Shop
+
+PAGES = [
+    "/admin/",
+    "/admin/?days=90",
+    "/admin/payments",
+    "/admin/payments.csv",
+    "/admin/payments/1",
+    "/admin/payments/1/refund",
+    "/admin/updates",
+    "/admin/updates/replay-failed",
+    "/admin/subscriptions",
+    "/admin/reconcile",
+    "/admin/reconcile/run",
+    "/admin/static/dashboard.css",
+]
+
+
+class AdminShop(Shop):
+    """A served host app with the dashboard at /admin, and a switch for its access check."""
+
+    allowed = True
+
+    def client(self, **headers: str) -> Any:
+        c = self.app.test_client()
+        if headers:
+            c.environ_base.update({f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()})
+        return c
+
+
+@pytest.fixture
+def admin(database_url: str, sandbox: Sandbox) -> Iterator[AdminShop]:
+    app = hostapp.create_app(database_url, STARS_API_URL=sandbox.url, SECRET_KEY="dashboard tests")
+    holder: dict[str, AdminShop] = {}
+    app.register_blueprint(dashboard_bp, url_prefix="/admin", access=lambda: holder["shop"].allowed)
+    with serve(app) as base:
+        connect(app, sandbox, base)
+        holder["shop"] = AdminShop(app, base, sandbox)
+        yield holder["shop"]
+    with app.app_context():
+        for engine in hostapp.db.engines.values():
+            engine.dispose()
+
+
+def _token(client: Any, path: str) -> str:
+    page = client.get(path)
+    assert page.status_code == 200, page.data
+    found = re.search(rb'name="csrf_token" value="([^"]+)"', page.data)
+    assert found, "the confirmation form carries a CSRF token"
+    return found.group(1).decode()
+
+
+def _payment_id(shop: Shop, charge_id: str) -> int:
+    (payment,) = shop.payments(telegram_payment_charge_id=charge_id)
+    return payment.id
+
+
+# --- access ---------------------------------------------------------------------------------
+
+
+def test_registering_without_an_access_check_fails() -> None:
+    app = Flask(__name__)
+    with pytest.raises(StarsConfigError, match="needs an access check"):
+        app.register_blueprint(dashboard_bp, url_prefix="/admin")
+    assert "stars_dashboard" not in app.blueprints
+    with pytest.raises(StarsConfigError, match="must be callable"):
+        Flask(__name__).register_blueprint(dashboard_bp, url_prefix="/admin", access=True)
+
+
+def test_a_check_that_says_no_answers_403_on_every_page_and_shows_no_data(admin: AdminShop) -> None:
+    _, attempt = admin.buy(101)
+    charge = attempt.charge_id
+    assert charge
+    admin.allowed = False
+    client = admin.client()
+    for path in PAGES:
+        response = client.get(path)
+        assert response.status_code == 403, path
+        assert charge.encode() not in response.data and b"101" not in response.data
+    for path in (
+        "/admin/payments/1/refund",
+        "/admin/updates/replay-failed",
+        "/admin/updates/1/replay",
+        "/admin/reconcile/run",
+    ):
+        response = client.post(path, data={"confirm": "yes"})
+        assert response.status_code == 403, path
+    assert [p.status for p in admin.payments()] == ["paid"]
+    admin.allowed = True
+    assert client.get("/admin/").status_code == 200
+
+
+def test_a_decorator_can_guard_it_and_answer_instead(database_url: str) -> None:
+    from flask import redirect, session
+
+    def login_required(view: Any) -> Any:
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            return view(*args, **kwargs) if session.get("in") else redirect("/login")
+
+        return wrapped
+
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY="x",
+        SQLALCHEMY_DATABASE_URI=database_url,
+        STARS_BOT_TOKEN=TEST_TOKEN,
+        STARS_PACKS=hostapp.PACKS,
+        STARS_CREDIT_CALLBACK="tests.hostapp:credit_coins",
+    )
+    from flask_stars import stars_bp
+
+    app.register_blueprint(stars_bp)
+    app.register_blueprint(dashboard_bp, url_prefix="/ops", decorator=login_required)
+    client = app.test_client()
+    assert client.get("/ops/payments").headers["Location"] == "/login"
+    with client.session_transaction() as s:
+        s["in"] = True
+    assert client.get("/ops/payments").status_code == 200
+
+
+# --- overview and payments --------------------------------------------------------------------
+
+
+def test_a_sandbox_purchase_shows_on_the_overview_and_in_the_payments(admin: AdminShop) -> None:
+    _, attempt = admin.buy(201, "stars_pack_2")
+    client = admin.client()
+    page = client.get("/admin/").get_data(as_text=True)
+    assert 'id="received">40 ⭐' in page
+    assert 'data-pack="stars_pack_2"' in page  # a bar segment of the chart
+    assert 'id="conversion">1 / 1' in page
+    today = utcnow().date().isoformat()
+    assert re.search(rf"<th scope=\"row\">{today}</th>.*?<td>40 <small>\(1\)</small></td>", page, re.S)
+    assert "Reconcile has never run" in page  # no run of reconcile recorded: said so
+    listing = client.get("/admin/payments").get_data(as_text=True)
+    assert attempt.charge_id in listing
+    detail = client.get(f"/admin/payments/{_payment_id(admin, attempt.charge_id)}").get_data(as_text=True)
+    assert "successful_payment" in detail and attempt.charge_id in detail  # the raw update behind it
+    assert 'id="refund"' in detail
+
+
+def test_the_overview_speaks_russian_by_accept_language(admin: AdminShop) -> None:
+    page = admin.client(**{"Accept-Language": "ru-RU,ru;q=0.9,en;q=0.5"}).get("/admin/")
+    assert "Получено звёзд" in page.get_data(as_text=True)
+    assert '<html lang="ru">' in page.get_data(as_text=True)
+    assert "Stars received" in admin.client().get("/admin/").get_data(as_text=True)
+
+
+def _add_history(shop: Shop, count: int, **values: Any) -> None:
+    """Ledger rows written straight to the table (history for pages and filters)."""
+    now = utcnow()
+    with shop.app.app_context():
+        session = shop.app.extensions["stars"].session
+        rows = [
+            {
+                "telegram_payment_charge_id": f"hist-{values.get('pack_id', 'p')}-{i}-{now.timestamp()}",
+                "user_id": values.get("user_id", 300 + i % 3),
+                "payer_id": values.get("user_id", 300 + i % 3),
+                "pack_id": values.get("pack_id", "stars_pack_1"),
+                "stars": 10,
+                "currency": "XTR",
+                "invoice_payload": "order:x",
+                "status": values.get("status", "paid"),
+                "credited": True,
+                "paid_at": values.get("paid_at", now - timedelta(minutes=count - i)),
+            }
+            for i in range(count)
+        ]
+        session.execute(sa.insert(Payment), rows)
+        session.commit()
+
+
+def test_filters_and_keyset_pages(admin: AdminShop) -> None:
+    _add_history(admin, 120)
+    _add_history(admin, 5, pack_id="stars_pack_2", status="refunded", user_id=999)
+    _add_history(admin, 3, paid_at=utcnow() - timedelta(days=40))
+    client = admin.client()
+
+    def ids(path: str) -> tuple[list[int], Any]:
+        html = client.get(path).get_data(as_text=True)
+        found = [int(x) for x in re.findall(r'href="/admin/payments/(\d+)"', html)]
+        older = re.search(r'id="older" href="([^"]+)"', html)
+        newer = re.search(r'id="newer" href="([^"]+)"', html)
+        return found, (
+            older and older.group(1).replace("&amp;", "&"),
+            newer and newer.group(1).replace("&amp;", "&"),
+        )
+
+    first, (older, newer) = ids("/admin/payments")
+    assert len(first) == 50 and first == sorted(first, reverse=True) and newer is None
+    second, (older2, newer2) = ids(older)
+    assert len(second) == 50 and max(second) < min(first)
+    third, (older3, _) = ids(older2)
+    assert len(third) == 28 and older3 is None  # 128 rows in all
+    back, _ = ids(newer2)
+    assert back == first  # "newer" from page 2 is page 1 again
+
+    assert len(ids("/admin/payments?user=999")[0]) == 5
+    assert len(ids("/admin/payments?pack=stars_pack_2&status=refunded")[0]) == 5
+    assert ids("/admin/payments?status=paid&user=999")[0] == []
+    old_day = (utcnow() - timedelta(days=40)).date().isoformat()
+    assert len(ids(f"/admin/payments?date_from={old_day}&date_to={old_day}")[0]) == 3
+    charge = admin.payments(user_id=999)[0].telegram_payment_charge_id
+    assert len(ids(f"/admin/payments?charge={charge}")[0]) == 1
+    html = client.get("/admin/payments?user=abc&date_from=yesterday").get_data(as_text=True)
+    assert "not valid: user" in html and "not valid: date_from" in html
+    # The overview's 30 days leave out the 40-day-old rows, 90 days count them.
+    assert 'id="received">1250 ⭐' in client.get("/admin/").get_data(as_text=True)
+    assert 'id="received">1280 ⭐' in client.get("/admin/?days=90").get_data(as_text=True)
+
+
+def test_csv_streams_the_filtered_rows(admin: AdminShop) -> None:
+    _add_history(admin, 2_300)
+    _add_history(admin, 4, pack_id="stars_pack_2")
+    client = admin.client()
+    response = client.get("/admin/payments.csv")
+    assert response.is_streamed and response.mimetype == "text/csv"
+    chunks = list(response.response)
+    assert len(chunks) > 10  # written as it is read, not built whole
+    rows = list(csv.reader(io.StringIO("".join(c.decode() if isinstance(c, bytes) else c for c in chunks))))
+    assert rows[0][:3] == ["id", "charge_id", "user_id"] and len(rows) == 1 + 2_304
+    ids = [int(r[0]) for r in rows[1:]]
+    assert ids == sorted(ids, reverse=True) and len(set(ids)) == len(ids)
+    filtered = list(
+        csv.reader(io.StringIO(client.get("/admin/payments.csv?pack=stars_pack_2").get_data(as_text=True)))
+    )
+    assert len(filtered) == 5 and {r[4] for r in filtered[1:]} == {"stars_pack_2"}
+
+
+# --- actions that move money ------------------------------------------------------------------
+
+
+def test_refund_from_the_dashboard_needs_csrf_and_confirmation_and_debits_once(admin: AdminShop) -> None:
+    _, attempt = admin.buy(401)
+    charge = attempt.charge_id
+    assert admin.balance(401) == 1_000_000
+    pid = _payment_id(admin, charge)
+    client = admin.client()
+    path = f"/admin/payments/{pid}/refund"
+    token = _token(client, path)  # the confirmation page
+
+    assert client.post(path, data={"confirm": "yes"}).status_code == 400  # no CSRF token
+    assert client.post(path, data={"confirm": "yes", "csrf_token": "forged" * 8}).status_code == 400
+    other = admin.client()
+    _token(other, path)
+    assert (
+        other.post(path, data={"confirm": "yes", "csrf_token": token}).status_code == 400
+    )  # another session's
+    assert client.post(path, data={"csrf_token": token}).status_code == 400  # not confirmed
+    assert [p.status for p in admin.payments()] == ["paid"]
+    assert admin.balance(401) == 1_000_000 and admin.credit_log.debits == []
+    assert admin.tg.calls_to("refundStarPayment") == []
+
+    done = client.post(path, data={"confirm": "yes", "csrf_token": token, "reason": "asked by the buyer"})
+    assert done.status_code == 303 and done.headers["Location"].endswith(
+        f"/admin/payments/{pid}?done=refunded"
+    )
+    assert admin.balance(401) == 0
+    assert admin.credit_log.debits == [charge]
+    assert len(admin.tg.calls_to("refundStarPayment")) == 1
+    page = client.get(done.headers["Location"]).get_data(as_text=True)
+    assert 'id="done"' in page and 'id="status" class="status-refunded">refunded' in page
+    assert 'id="refund"' not in page
+
+    again = client.post(path, data={"confirm": "yes", "csrf_token": token})
+    assert again.status_code == 303
+    assert admin.credit_log.debits == [charge] and admin.balance(401) == 0  # once
+
+
+def test_replay_of_a_failed_update_credits_once(admin: AdminShop) -> None:
+    admin.credit_log.fail_next = 1
+    _, attempt = admin.buy(501)
+    assert admin.balance(501) == 0
+    (failed,) = [u for u in admin.updates(processed=False) if u.kind == "successful_payment"]
+    client = admin.client()
+    assert "1 payment update(s) failed" in client.get("/admin/").get_data(as_text=True)
+    listing = client.get("/admin/updates").get_data(as_text=True)
+    assert f"/admin/updates/{failed.id}/replay" in listing
+
+    path = f"/admin/updates/{failed.id}/replay"
+    token = _token(client, path)
+    assert client.post(path, data={"confirm": "yes"}).status_code == 400
+    assert client.post(path, data={"csrf_token": token}).status_code == 400
+    assert admin.balance(501) == 0
+
+    result = client.post(path, data={"confirm": "yes", "csrf_token": token})
+    assert result.status_code == 200 and "Replayed 1 of 1." in result.get_data(as_text=True)
+    assert admin.balance(501) == 1_000_000
+    assert admin.credit_log.credits.count(attempt.charge_id) == 1
+    assert client.post(path, data={"confirm": "yes", "csrf_token": token}).status_code == 200
+    all_failed = client.post("/admin/updates/replay-failed", data={"confirm": "yes", "csrf_token": token})
+    assert all_failed.status_code == 200
+    assert admin.credit_log.credits.count(attempt.charge_id) == 1 and admin.balance(501) == 1_000_000
+    assert "No failed updates" in client.get("/admin/updates").get_data(as_text=True)
+    assert admin.updates(processed=False) == [] or all(
+        u.kind == "pre_checkout_query" for u in admin.updates(processed=False)
+    )
+
+
+def test_flask_wtf_csrf_is_used_when_the_host_has_it(database_url: str, sandbox: Sandbox) -> None:
+    csrf_mod = pytest.importorskip("flask_wtf.csrf")
+    app = hostapp.create_app(database_url, STARS_API_URL=sandbox.url, SECRET_KEY="wtf")
+    from flask_stars import stars_bp
+
+    csrf_mod.CSRFProtect(app).exempt(stars_bp)  # set up after the blueprint: exempted by hand
+    app.register_blueprint(dashboard_bp, url_prefix="/admin", access=lambda: True)
+    with serve(app) as base:
+        connect(app, sandbox, base)
+        shop = Shop(app, base, sandbox)
+        _, attempt = shop.buy(601)
+        client = app.test_client()
+        pid = _payment_id(shop, attempt.charge_id)
+        path = f"/admin/payments/{pid}/refund"
+        token = _token(client, path)
+        assert client.post(path, data={"confirm": "yes"}).status_code == 400
+        assert shop.balance(601) == 1_000_000
+        assert client.post(path, data={"confirm": "yes", "csrf_token": token}).status_code == 303
+        assert shop.balance(601) == 0
+    with app.app_context():
+        for engine in hostapp.db.engines.values():
+            engine.dispose()
+
+
+def test_update_rows_of_a_payment_are_found_by_its_update_id(admin: AdminShop) -> None:
+    _, attempt = admin.buy(701)
+    (payment,) = admin.payments(telegram_payment_charge_id=attempt.charge_id)
+    rows = [u for u in admin.updates() if u.update_id == payment.update_id]
+    assert rows and all(isinstance(u, UpdateLog) for u in rows)
+    page = admin.client().get(f"/admin/payments/{payment.id}").get_data(as_text=True)
+    assert f"#{rows[0].id} · successful_payment" in page
+
+
+# --- reconcile: the runs, Run now, and the overview's warning ----------------------------------
+
+
+def _set_run(shop: Shop, **values: Any) -> None:
+    """Move the newest recorded run (its times, its outcome) as a test needs it."""
+    with shop.app.app_context():
+        session = shop.app.extensions["stars"].session
+        newest = session.scalar(sa.select(sa.func.max(ReconcileRun.id)))
+        session.execute(sa.update(ReconcileRun).where(ReconcileRun.id == newest).values(**values))
+        session.commit()
+
+
+def test_run_now_needs_csrf_and_confirmation_and_is_recorded(admin: AdminShop) -> None:
+    order = admin.invoice(801).json()
+    admin.tg.pay(order["invoice_url"], 801, deliver_payment=False)  # the webhook never came
+    client = admin.client()
+    page = client.get("/admin/reconcile").get_data(as_text=True)
+    assert "No run recorded yet." in page and 'id="run-now"' in page
+    assert 'href="/admin/reconcile" aria-current="page"' in page  # in the nav
+    assert 'href="/admin/reconcile"' in client.get("/admin/").get_data(as_text=True)
+
+    path = "/admin/reconcile/run"
+    token = _token(client, path)  # the confirmation page
+    assert client.post(path, data={"confirm": "yes"}).status_code == 400  # no CSRF token
+    assert client.post(path, data={"confirm": "yes", "csrf_token": "forged" * 8}).status_code == 400
+    assert client.post(path, data={"csrf_token": token}).status_code == 400  # not confirmed
+    assert admin.rows(ReconcileRun) == [] and admin.tg.calls_to("getStarTransactions") == []
+    assert admin.balance(801) == 0
+
+    done = client.post(path, data={"confirm": "yes", "csrf_token": token})
+    assert done.status_code == 303 and done.headers["Location"].endswith("/admin/reconcile?done=ran")
+    assert admin.balance(801) == 1_000_000  # credited once, by reconcile's own code
+    (run,) = admin.rows(ReconcileRun)
+    assert run.ok is True and run.report is not None and run.report["credited"] == 1
+    page = client.get(done.headers["Location"]).get_data(as_text=True)
+    assert 'id="done"' in page and f'id="run-{run.id}"' in page
+    row = re.search(rf'<tr id="run-{run.id}">(.*?)</tr>', page, re.S)
+    assert row and ">ok<" in row.group(1) and "<td>1</td>" in row.group(1)
+    assert "Reconcile ran" in client.get("/admin/").get_data(as_text=True)
+
+    ru = admin.client(**{"Accept-Language": "ru"}).get("/admin/reconcile").get_data(as_text=True)
+    assert "Запуски сверки" in ru and "успешно" in ru
+
+
+def test_a_failed_run_now_shows_and_records_its_error(admin: AdminShop) -> None:
+    client = admin.client()
+    path = "/admin/reconcile/run"
+    token = _token(client, path)
+    admin.tg.fail("getStarTransactions", 400, "Bad Request: no transactions today")
+    answer = client.post(path, data={"confirm": "yes", "csrf_token": token})
+    assert answer.status_code == 502
+    page = answer.get_data(as_text=True)
+    assert "Reconcile failed" in page and "no transactions today" in page
+    (run,) = admin.rows(ReconcileRun)
+    assert run.ok is False and run.error and "no transactions today" in run.error
+    overview = client.get("/admin/").get_data(as_text=True)
+    assert 'id="warn-reconcile-failed"' in overview and "no transactions today" in overview
+    assert "Reconcile has never run" in overview  # nor has one ever succeeded
+
+
+def test_the_overview_warning_follows_the_last_run(admin: AdminShop) -> None:
+    client = admin.client()
+    runner = admin.app.test_cli_runner()
+    assert 'id="warn-reconcile"' in client.get("/admin/").get_data(as_text=True)
+
+    assert runner.invoke(args=["stars", "reconcile"]).exit_code == 0  # the CLI's runs count too
+    page = client.get("/admin/").get_data(as_text=True)
+    assert 'id="reconcile-ok"' in page and 'id="warn-reconcile"' not in page
+
+    long_ago = utcnow() - timedelta(days=2)
+    _set_run(admin, started_at=long_ago, finished_at=long_ago + timedelta(seconds=3))
+    page = client.get("/admin/").get_data(as_text=True)
+    assert 'id="warn-reconcile"' in page and "has not run for a day" in page
+    assert long_ago.strftime("%Y-%m-%d %H:%M") in page
+    ru = admin.client(**{"Accept-Language": "ru"}).get("/admin/").get_data(as_text=True)
+    assert "Сверка не запускалась больше суток" in ru
+
+    # A newer run that failed: the warning stays, and the failure is named too.
+    admin.tg.fail("getStarTransactions", 400, "Bad Request: down")
+    assert runner.invoke(args=["stars", "reconcile"]).exit_code == 1
+    page = client.get("/admin/").get_data(as_text=True)
+    assert "has not run for a day" in page and 'id="warn-reconcile-failed"' in page
+
+    assert runner.invoke(args=["stars", "reconcile"]).exit_code == 0
+    page = client.get("/admin/").get_data(as_text=True)
+    assert 'id="reconcile-ok"' in page and "warn-reconcile" not in page
+    listing = client.get("/admin/reconcile").get_data(as_text=True)
+    assert listing.count('<tr id="run-') == 3 and "down" in listing and "3.0 s" in listing
