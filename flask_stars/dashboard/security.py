@@ -103,7 +103,7 @@ def _flask_wtf() -> Any:
 def csrf_token() -> str:
     """The token to put in the dashboard's forms (Flask-WTF's when it is on the app)."""
     if _flask_wtf() is not None:
-        from flask_wtf.csrf import generate_csrf  # type: ignore[import-not-found,unused-ignore]
+        from flask_wtf.csrf import generate_csrf
 
         return str(generate_csrf())
     _need_secret_key()
