@@ -32,6 +32,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from bench.benchapp import PACKS, SECRET, BenchBase, bare_orders
+from flask_stars.migrations import VERSION_TABLE
 from flask_stars.models import Order, StarsModel
 from flask_stars.sandbox import Sandbox
 
@@ -110,6 +111,9 @@ def fresh_database(db: str, workdir: Path, name: str = "bench") -> str:
         if db == "postgres":
             BenchBase.metadata.drop_all(conn)
             StarsModel.metadata.drop_all(conn)
+            # An earlier run's version row would make the first request upgrade tables that
+            # create_all has just made at the head (and fail on the indexes it finds).
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {VERSION_TABLE}")
         BenchBase.metadata.create_all(conn)
         StarsModel.metadata.create_all(conn)
         if db == "sqlite":
