@@ -26,7 +26,7 @@ from werkzeug.exceptions import HTTPException
 
 from . import signals
 from .errors import StarsConfigError
-from .models import UpdateKind, UpdateLog
+from .models import UpdateLog
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -45,7 +45,6 @@ BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10
 SCRAPE_QUERY_TIMEOUT_MS = 5000
 NO_PACK = "none"  # the pack label of a payment that names no order
 
-MONEY_KINDS = (UpdateKind.SUCCESSFUL_PAYMENT, UpdateKind.REFUNDED_PAYMENT)
 
 
 def _import_prometheus() -> Any:
@@ -311,7 +310,7 @@ class StateCollector:
                     count = session.scalar(
                         sa.select(sa.func.count())
                         .select_from(UpdateLog)
-                        .where(UpdateLog.processed.is_(False), UpdateLog.kind.in_(MONEY_KINDS))
+                        .where(UpdateLog.failed())
                     )
                 finally:
                     session.rollback()

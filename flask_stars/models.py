@@ -332,6 +332,13 @@ class UpdateLog(StarsModel):
         ),
     )
 
+    @classmethod
+    def failed(cls) -> sa.ColumnElement[bool]:
+        """Updates kept unprocessed for ``flask stars replay --failed``: money updates whose
+        handling failed (every other kind is logged processed). ``processed = false``, not
+        ``IS false``: the predicate of ``ix_stars_updates_unprocessed``, so it is used."""
+        return sa.and_(cls.processed == sa.false(), cls.kind != UpdateKind.PRE_CHECKOUT)
+
 
 class ReconcileRun(StarsModel):
     """One run of reconcile: when it started and finished, and what it reported or why it failed.

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
 from . import signals
+from .db import kept_after_commit
 from .errors import BotApiError, OrderConflict, OrderNotFound
 from .models import Order, OrderStatus, utcnow
 
@@ -86,6 +87,10 @@ def pending_order(state: StarsState, user_id: int, pack: Pack) -> tuple[Order, b
         )
         if order is not None:
             if _reusable(state, order, pack, now):
+                # End the read: the caller may call Telegram next (createInvoiceLink,
+                # sendInvoice), and nothing stays open while it does.
+                with kept_after_commit(session):
+                    session.commit()
                 return order, False
             # Too old, or the pack changed: retire it (unless a payment holds it). Its
             # invoice can still be paid and delivers what it sold.

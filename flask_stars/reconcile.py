@@ -291,7 +291,9 @@ def _one(
         is_recurring=bool(partner.get("subscription_period")),
         raw={"star_transaction": tx},
     )
-    result = _commit(state, lambda: record_payment(state, charge))
+    # The full path (fast=False): it looks the charge up first, so a charge the webhook
+    # recorded in the meantime is found, never met as a failed INSERT mid-run.
+    result = _commit(state, lambda: record_payment(state, charge, fast=False))
     announce_payment(state, result)
     if result.duplicate_delivery:
         report.already_recorded += 1  # the webhook got there in the meantime

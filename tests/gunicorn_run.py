@@ -15,11 +15,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import requests
 import sqlalchemy as sa
 
 from flask_stars.models import StarsModel
+from flask_stars.testing import TEST_TOKEN, init_data_header
 from tests import hostapp
 
 
@@ -83,3 +85,16 @@ def gunicorn(
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def open_invoice(base: str, user_id: int, pack_id: str = "stars_pack_1") -> dict[str, Any]:
+    """``POST /stars/invoice`` on the served app as ``user_id``: its JSON (asserted 200/201)."""
+    resp = requests.post(
+        base + "/stars/invoice",
+        json={"pack_id": pack_id},
+        headers=init_data_header(TEST_TOKEN, user_id),
+        timeout=30,
+    )
+    assert resp.status_code in (200, 201), resp.text
+    body: dict[str, Any] = resp.json()
+    return body

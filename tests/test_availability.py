@@ -30,7 +30,7 @@ from flask_stars.testing import TEST_TOKEN, init_data_header
 from flask_stars.waits import WaitGate
 from tests import hostapp
 from tests.conftest import Shop
-from tests.gunicorn_run import gunicorn
+from tests.gunicorn_run import gunicorn, open_invoice
 from tests.test_subscriptions import MONTHLY
 
 WORKERS = 2
@@ -52,15 +52,7 @@ class Gunicorn:
         self.engine = sa.create_engine(database_url)
 
     def invoice(self, user_id: int, pack_id: str = "stars_pack_1") -> dict[str, Any]:
-        resp = requests.post(
-            self.base + "/stars/invoice",
-            json={"pack_id": pack_id},
-            headers=init_data_header(TEST_TOKEN, user_id),
-            timeout=30,
-        )
-        assert resp.status_code in (200, 201), resp.text
-        body: dict[str, Any] = resp.json()
-        return body
+        return open_invoice(self.base, user_id, pack_id)
 
     def execute(self, sql: str, **params: Any) -> None:
         with self.engine.begin() as conn:

@@ -30,6 +30,21 @@ def test_same_charge_in_a_new_update_credits_nothing(shop):
     assert len(shop.payments()) == 1
 
 
+def test_a_known_charge_sent_for_another_pending_order_credits_nothing(shop):
+    """The fast path would mark the second order paid; the ledger's unique charge id stops
+    the INSERT, and the full path then finds the charge: nothing credited, nothing paid."""
+    _, first = shop.buy(42)
+    other = shop.invoice(43).json()
+    attempt = shop.tg.pay(other["invoice_url"], 43, deliver_payment=False)
+    forged = copy.deepcopy(attempt.payment_update)
+    forged["message"]["successful_payment"]["telegram_payment_charge_id"] = first.charge_id
+    again = shop.tg.deliver(forged)
+    assert again.status == 200 and again.body["detail"] == "duplicate charge"
+    assert shop.balance(43) == 0 and shop.balance(42) == 1_000_000
+    assert shop.order(other["order_id"]).status == "pending"
+    assert len(shop.payments()) == 1 and len(shop.credit_log.credits) == 1
+
+
 def test_concurrent_duplicate_deliveries_credit_once(shop, figure):
     order = shop.invoice(42).json()
     attempt = shop.tg.pay(order["invoice_url"], 42, deliver_payment=False)

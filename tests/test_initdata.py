@@ -200,6 +200,18 @@ def test_a_host_app_in_ed25519_mode_buys_with_the_sandbox_pages_init_data(make_s
     assert shop.balance(42) == 1_000_000
 
 
+def test_attaching_a_sandbox_made_for_another_bot_fails(make_shop):
+    """The page signs initData with the app's token: a sandbox for any token (or another
+    bot's) must not sign for a token that may be a real bot's."""
+    from flask_stars.sandbox import Sandbox, attach_sandbox
+
+    with Sandbox() as any_bot, Sandbox(token="42:another-bot") as other_bot:
+        for sandbox in (any_bot, other_bot):
+            shop = make_shop(STARS_API_URL=sandbox.url)
+            with pytest.raises(RuntimeError, match="own bot"):
+                attach_sandbox(shop.app, sandbox, shop.base)
+
+
 def test_attaching_the_sandbox_to_an_ed25519_app_that_trusts_another_key_fails(make_shop, sandbox):
     from flask_stars.initdata import ed25519_public_key_hex, new_ed25519_key
     from flask_stars.sandbox import attach_sandbox

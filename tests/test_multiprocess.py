@@ -21,8 +21,8 @@ import requests
 import sqlalchemy as sa
 
 from flask_stars.config import default_webhook_secret
-from flask_stars.testing import TEST_TOKEN, init_data_header
-from tests.gunicorn_run import gunicorn
+from flask_stars.testing import TEST_TOKEN
+from tests.gunicorn_run import gunicorn, open_invoice
 
 SECRET = default_webhook_secret(TEST_TOKEN)
 HEADERS = {"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": SECRET}
@@ -54,14 +54,7 @@ class Served:
         raise AssertionError(f"update {update['update_id']} never got a 2xx")
 
     def invoice(self, user_id: int, pack_id: str) -> dict:
-        resp = requests.post(
-            self.base + "/stars/invoice",
-            json={"pack_id": pack_id},
-            headers=init_data_header(TEST_TOKEN, user_id),
-            timeout=30,
-        )
-        assert resp.status_code in (200, 201), resp.text
-        return resp.json()
+        return open_invoice(self.base, user_id, pack_id)
 
     def scalar(self, sql: str, **params) -> object:
         with self.engine.connect() as conn:

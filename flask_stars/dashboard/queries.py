@@ -24,7 +24,6 @@ from ..models import (
     ReconcileRun,
     Subscription,
     SubscriptionState,
-    UpdateKind,
     UpdateLog,
     utcnow,
 )
@@ -176,7 +175,7 @@ def failed_filter() -> Any:
     ``processed = false`` (not ``IS false``) is the predicate of the partial index
     ``ix_stars_updates_unprocessed``, so the planner uses it instead of scanning the log.
     """
-    return sa.and_(UpdateLog.processed == sa.false(), UpdateLog.kind != UpdateKind.PRE_CHECKOUT)
+    return UpdateLog.failed()
 
 
 def failed_count(session: Session) -> int:

@@ -86,7 +86,8 @@ def attach_sandbox(
     """Wire a running sandbox to ``app`` served at ``base_url``; returns the sandbox page URL.
 
     The sandbox's webhook points at the app's ``/stars/webhook`` with the app's secret, the
-    app's Bot API calls go to the sandbox (``STARS_API_URL`` must be its URL), and the
+    app's Bot API calls go to the sandbox (``STARS_API_URL`` must be its URL, and the sandbox
+    must be made for the app's own token, which must be no real bot's), and the
     sandbox pages are registered below the stars blueprint (``/stars/sandbox/``). Call it
     before the app serves its first request (Flask registers no blueprint after that);
     attaching again later only swaps the sandbox, the Mini App URL and the key.
@@ -100,6 +101,14 @@ def attach_sandbox(
     state = get_state(app)
     if state.settings.api_url != sandbox.url:
         raise RuntimeError(f"STARS_API_URL must be the sandbox's URL ({sandbox.url}) to attach it")
+    if sandbox.token is None or sandbox.token != state.settings.bot_token:
+        # The page signs initData with the app's token: a sandbox made for another bot (or
+        # for any) must not turn a real bot's token into initData for any user.
+        raise RuntimeError(
+            "attach_sandbox needs a sandbox that plays the app's own bot: Sandbox(token=...) with "
+            "the app's STARS_BOT_TOKEN, which must be a token no real bot has (SANDBOX_TOKEN, "
+            "flask_stars.testing.TEST_TOKEN, or one of your tests' own)"
+        )
     key = init_data_key if init_data_key is not None else new_ed25519_key()
     public_key = ed25519_public_key_hex(key)
     if state.settings.init_data_validation == "ed25519" and state.settings.init_data_public_key != public_key:
