@@ -436,14 +436,17 @@ def replay(
     """
     session = state.session
     for path in state.spool.pending() if failed else []:
-        body = path.read_text(encoding="utf-8")
+        try:
+            body = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            continue  # another replay took it (exactly-once holds in the ledger either way)
         try:
             outcome = handle_update(state, json.loads(body), body)
         except Exception as exc:
             _rollback_quietly(state)
             yield f"{path.name} (spooled)", exc
             continue
-        path.unlink()
+        path.unlink(missing_ok=True)
         yield f"{path.name} (spooled)", outcome
     stmt = (
         sa.select(UpdateLog.update_id, UpdateLog.body)

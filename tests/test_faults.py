@@ -153,3 +153,17 @@ def test_spool_survives_when_the_disk_is_all_there_is(tmp_path):
     assert path is not None and path.read_text() == '{"update_id": 7}'
     assert spool.pending() == [path]
     assert not [p for p in os.listdir(tmp_path / "s") if p.startswith(".incoming-")]
+
+
+def test_a_spooled_update_another_replay_took_first_is_skipped(make_shop, tmp_path):
+    """Two `replay --failed` at once (cron and the dashboard): the second finds the file gone."""
+    from flask_stars.updates import replay
+
+    shop = make_shop(STARS_SPOOL_DIR=str(tmp_path / "spool"))
+    with shop.app.app_context():
+        state = shop.app.extensions["stars"]
+        state.spool.put(1, '{"update_id": 1}')
+        listed = state.spool.pending()
+        listed[0].unlink()  # the other replay handled it between the listing and the read
+        state.spool.pending = lambda: listed
+        assert list(replay(state, failed=True)) == []
