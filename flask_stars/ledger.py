@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from . import signals, subscriptions
-from .db import advisory_lock, lock_for_write
+from .db import advisory_lock, kept_after_commit, lock_for_write
 from .errors import BotApiError, PaymentNotFound
 from .messages import message
 from .models import (
@@ -391,7 +391,18 @@ def refund(state: StarsState, charge_id: str, reason: str | None = None) -> Paym
     announce_refund(state, refunded, reason)
     fresh = payment_by_charge(state, charge_id)  # loaded, so it can be read after the request
     assert fresh is not None
+    with kept_after_commit(session):
+        session.commit()  # end the read: a caller may message the buyer next
     return fresh
+
+
+def due_refund_clause() -> sa.ColumnElement[bool]:
+    """The payments ``due_refunds`` gives back (also counted by the dashboard's overview)."""
+    return sa.and_(
+        Payment.problem == "order_already_paid",
+        Payment.status == PaymentStatus.PAID,
+        Payment.credited.is_(False),
+    )
 
 
 def due_refunds(state: StarsState) -> list[str]:
@@ -403,13 +414,7 @@ def due_refunds(state: StarsState) -> list[str]:
     Under ``STARS_DUPLICATE_PAYMENT="credit"`` nothing is due (those are credited).
     """
     charge_ids = state.session.scalars(
-        sa.select(Payment.telegram_payment_charge_id)
-        .where(
-            Payment.problem == "order_already_paid",
-            Payment.status == PaymentStatus.PAID,
-            Payment.credited.is_(False),
-        )
-        .order_by(Payment.id)
+        sa.select(Payment.telegram_payment_charge_id).where(due_refund_clause()).order_by(Payment.id)
     ).all()
     state.session.rollback()
     return list(charge_ids)

@@ -442,3 +442,173 @@ def test_the_overview_warning_follows_the_last_run(admin: AdminShop) -> None:
     assert 'id="reconcile-ok"' in page and "warn-reconcile" not in page
     listing = client.get("/admin/reconcile").get_data(as_text=True)
     assert listing.count('<tr id="run-') == 3 and "down" in listing and "3.0 s" in listing
+
+
+# --- bad input, errors, and what a page costs ---------------------------------------------------
+
+HUGE = "99999999999999999999"  # past a signed 64-bit integer
+
+
+def _engine(shop: Shop) -> sa.Engine:
+    with shop.app.app_context():
+        bind = shop.app.extensions["stars"].session.get_bind()
+    assert isinstance(bind, sa.Engine)
+    return bind
+
+
+class _Statements:
+    """The SQL statements an engine runs while counting (a before_cursor_execute listener)."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.seen: list[str] = []
+
+    def _record(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        self.seen.append(statement)
+
+    def __enter__(self) -> _Statements:
+        sa.event.listen(self.engine, "before_cursor_execute", self._record)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        sa.event.remove(self.engine, "before_cursor_execute", self._record)
+
+    def selects(self, table: str) -> list[str]:
+        return [s for s in self.seen if s.lstrip().upper().startswith("SELECT") and f"FROM {table}" in s]
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "status"),
+    [
+        ("/admin/payments", {"user": HUGE}, 400),
+        ("/admin/payments", {"user": "²"}, 400),
+        ("/admin/payments", {"user": "--5"}, 400),
+        ("/admin/subscriptions", {"user": HUGE}, 400),
+        ("/admin/subscriptions", {"user": "²"}, 400),
+        ("/admin/payments", {"before": HUGE}, 400),
+        ("/admin/payments", {"after": HUGE}, 400),
+        ("/admin/updates", {"before": HUGE}, 400),
+        ("/admin/updates", {"after": "²"}, 400),
+        ("/admin/subscriptions", {"before": HUGE}, 400),
+        ("/admin/payments", {"date_to": "9999-12-31"}, 400),
+        ("/admin/payments.csv", {"date_to": "9999-12-31"}, 400),
+        ("/admin/payments.csv", {"user": HUGE}, 400),
+        ("/admin/payments.csv", {"date_from": "yesterday"}, 400),
+        (f"/admin/payments/{HUGE}", {}, 404),
+        (f"/admin/payments/{HUGE}/refund", {}, 404),
+        (f"/admin/updates/{HUGE}/replay", {}, 404),
+    ],
+)
+def test_bad_input_is_a_clear_400_or_404_never_a_500(
+    admin: AdminShop, path: str, query: dict[str, str], status: int
+) -> None:
+    admin.app.config["PROPAGATE_EXCEPTIONS"] = False  # an exception must show as the 500 it is
+    client = admin.client()
+    response = client.get(path, query_string=query)
+    assert response.status_code == status, (path, query, response.data[:300])
+    assert response.mimetype == "text/html"  # the error page, not the start of a CSV
+    page = response.get_data(as_text=True)
+    assert 'id="message"' in page or "not valid" in page
+    if path.endswith(("/refund", "/replay")):
+        assert client.post(path, data={"confirm": "yes"}).status_code == 404
+
+
+def test_the_csv_refuses_a_bad_filter_before_it_streams_and_names_it(admin: AdminShop) -> None:
+    _add_history(admin, 3)
+    response = admin.client().get("/admin/payments.csv?user=abc")
+    assert response.status_code == 400 and response.mimetype == "text/html"
+    assert "not a valid value for user" in response.get_data(as_text=True)
+    page = admin.client().get("/admin/payments?date_to=9999-12-31")
+    assert page.status_code == 400 and "not valid: date_to" in page.get_data(as_text=True)
+    assert 'href="/admin/payments/' not in page.get_data(as_text=True)  # no rows of another query
+
+
+def test_an_unexpected_error_says_so_and_is_logged(
+    admin: AdminShop, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from flask_stars.dashboard import queries
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(queries, "revenue", broken)
+    admin.app.config["PROPAGATE_EXCEPTIONS"] = False
+    with caplog.at_level("ERROR"):
+        response = admin.client().get("/admin/")
+    assert response.status_code == 500
+    page = response.get_data(as_text=True)
+    assert "This request is not valid" not in page and "went wrong on the server" in page
+    assert any("the database went away" in (r.exc_text or r.getMessage()) for r in caplog.records) or any(
+        r.exc_info and "the database went away" in str(r.exc_info[1]) for r in caplog.records
+    )
+
+
+def test_the_csv_holds_no_transaction_while_the_client_reads_and_reads_one_select_a_chunk(
+    admin: AdminShop,
+) -> None:
+    _add_history(admin, 2_300)
+    engine = _engine(admin)
+    assert isinstance(engine.pool, sa.pool.QueuePool)
+    with _Statements(engine) as statements:
+        response = admin.client().get("/admin/payments.csv")
+        assert response.status_code == 200 and response.is_streamed
+        chunks = 0
+        for _ in response.response:
+            chunks += 1
+            # Between chunks the client reads: no connection (so no transaction) is held.
+            assert engine.pool.checkedout() == 0, f"a transaction is open at chunk {chunks}"
+        response.close()
+    assert chunks > 10
+    # 2,300 rows: three chunks of at most 1,000, one SELECT each, no SELECT per row.
+    assert len(statements.selects("stars_payments")) == 3, statements.selects("stars_payments")[:5]
+
+
+def test_the_payments_page_costs_a_bounded_number_of_statements(admin: AdminShop) -> None:
+    _add_history(admin, 30)
+    client = admin.client()
+    client.get("/admin/payments")  # warm: the first request may prepare the database
+    with _Statements(_engine(admin)) as statements:
+        page = client.get("/admin/payments")
+    assert page.status_code == 200
+    assert len(re.findall(r'href="/admin/payments/(\d+)"', page.get_data(as_text=True))) == 30
+    assert len(statements.selects("stars_payments")) == 1, statements.seen
+    assert len(statements.seen) <= 5, statements.seen  # not one per row
+    pid = admin.payments()[0].id
+    with _Statements(_engine(admin)) as statements:
+        assert client.get(f"/admin/payments/{pid}").status_code == 200
+    assert len(statements.selects("stars_payments")) == 1, statements.seen
+
+
+def test_all_well_is_not_shown_next_to_a_refund_still_due(admin: AdminShop) -> None:
+    from flask_stars import ledger
+
+    client = admin.client()
+    assert 'id="all-well"' in client.get("/admin/").get_data(as_text=True)
+    with admin.app.app_context():
+        state = admin.app.extensions["stars"]
+        session = state.session
+        session.execute(
+            sa.insert(Payment),
+            [
+                {
+                    "telegram_payment_charge_id": "second-pay",
+                    "user_id": 901,
+                    "payer_id": 901,
+                    "pack_id": "stars_pack_1",
+                    "stars": 10,
+                    "currency": "XTR",
+                    "invoice_payload": "order:x",
+                    "status": "paid",
+                    "credited": False,
+                    "problem": "order_already_paid",
+                    "paid_at": utcnow(),
+                }
+            ],
+        )
+        session.commit()
+        # The overview counts what ``ledger.due_refunds`` would give back: one clause for both.
+        assert ledger.due_refunds(state) == ["second-pay"]
+        assert session.scalar(sa.select(sa.func.count()).where(ledger.due_refund_clause())) == 1
+    page = client.get("/admin/").get_data(as_text=True)
+    assert 'id="warn-due"' in page
+    assert 'id="all-well"' not in page and "No failed updates" not in page

@@ -7,7 +7,8 @@ the primary key), never by OFFSET, so a page costs the same at row 10 and row 10
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from ..ledger import due_refund_clause
 from ..models import (
     Meta,
     Order,
@@ -27,13 +29,27 @@ from ..models import (
     UpdateLog,
     utcnow,
 )
+from ..reconcile import OFFSET_KEY as RECONCILE_OFFSET_KEY
 
 PAGE_SIZE = 50
 EXPORT_CHUNK = 1000
 RENEWAL_WINDOW = timedelta(days=7)
 NO_PACK = ""  # the pack key of payments that matched no order
-RECONCILE_OFFSET_KEY = "reconcile_offset"  # reconcile.OFFSET_KEY (the dashboard only reads it)
 RECONCILE_DUE = timedelta(days=1)  # the overview warns when no run succeeded for this long
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # the ids and user ids a BIGINT column can hold
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
+
+
+def parse_int64(value: str) -> int | None:
+    """``value`` as a signed 64-bit integer (ASCII digits, an optional minus), or None.
+
+    ``str.isdigit`` is not enough: it accepts "²", which ``int`` refuses, and any number of
+    digits, which the database cannot bind.
+    """
+    if not _INTEGER.fullmatch(value):
+        return None
+    number = int(value)
+    return number if INT64_MIN <= number <= INT64_MAX else None
 
 
 @dataclass
@@ -59,25 +75,22 @@ class Revenue:
         return self.cells.get((day, pack)) or DayPack(day, pack, 0, 0, 0)
 
     def day_total(self, day: date) -> DayPack:
-        parts = [self.cell(day, p) for p in self.packs]
-        return DayPack(
-            day,
-            "",
-            sum(p.payments for p in parts),
-            sum(p.stars for p in parts),
-            sum(p.refunded for p in parts),
-        )
+        return _summed(day, [self.cell(day, p) for p in self.packs])
 
     @property
     def total(self) -> DayPack:
-        parts = list(self.cells.values())
-        return DayPack(
-            self.days[0],
-            "",
-            sum(p.payments for p in parts),
-            sum(p.stars for p in parts),
-            sum(p.refunded for p in parts),
-        )
+        return _summed(self.days[0], list(self.cells.values()))
+
+
+def _summed(day: date, parts: list[DayPack]) -> DayPack:
+    """``parts`` added up, under ``day`` and no pack."""
+    return DayPack(
+        day,
+        "",
+        sum(p.payments for p in parts),
+        sum(p.stars for p in parts),
+        sum(p.refunded for p in parts),
+    )
 
 
 def _day_expr(session: Session) -> Any:
@@ -184,18 +197,8 @@ def failed_count(session: Session) -> int:
 
 def due_refund_count(session: Session) -> int:
     """Second payments for paid orders still to give back (``ledger.due_refunds``, counted)."""
-    return int(
-        session.scalar(
-            sa.select(sa.func.count())
-            .select_from(Payment)
-            .where(
-                Payment.problem == "order_already_paid",
-                Payment.status == PaymentStatus.PAID,
-                Payment.credited.is_(False),
-            )
-        )
-        or 0
-    )
+    count = sa.select(sa.func.count()).select_from(Payment).where(due_refund_clause())
+    return int(session.scalar(count) or 0)
 
 
 def reconcile_offset(session: Session) -> int | None:
@@ -258,13 +261,12 @@ class PaymentFilter:
 
     @classmethod
     def parse(cls, args: Any) -> PaymentFilter:
-        """Read the filters from a query string (invalid values are dropped and named)."""
+        """Read the filters from a query string (invalid values are left out and named in ``errors``)."""
         f = cls()
         user = (args.get("user") or "").strip()
         if user:
-            if user.lstrip("-").isdigit() and len(user) <= 20:
-                f.user = int(user)
-            else:
+            f.user = parse_int64(user)
+            if f.user is None:
                 f.errors.append("user")
         pack = (args.get("pack") or "").strip()
         f.pack = pack[:64] or None
@@ -278,9 +280,14 @@ class PaymentFilter:
             value = (args.get(name) or "").strip()
             if value:
                 try:
-                    setattr(f, name, date.fromisoformat(value))
+                    day = date.fromisoformat(value)
                 except ValueError:
                     f.errors.append(name)
+                    continue
+                if name == "date_to" and day == date.max:  # the day after it has no date
+                    f.errors.append(name)
+                    continue
+                setattr(f, name, day)
         f.charge = (args.get("charge") or "").strip()[:255] or None
         return f
 
@@ -357,24 +364,30 @@ def keyset_page(
     return Page(rows, newer, older)
 
 
-def payment_rows(session: Session, where: list[Any]) -> Iterator[Payment]:
-    """Every payment matching ``where``, newest first, read ``EXPORT_CHUNK`` rows at a time by id.
+def payment_rows(
+    session: Session, where: list[Any], columns: Sequence[Any], size: int = EXPORT_CHUNK
+) -> Iterator[list[sa.Row[Any]]]:
+    """Every payment matching ``where``, newest first, as chunks of ``size`` rows of ``columns``.
 
-    Each chunk is its own short query (the session is emptied between them), so an export
-    of any size holds one chunk in memory and no transaction stays open while it streams.
+    ``columns`` must start with ``Payment.id`` (the key of the next chunk). Each chunk is one
+    SELECT of plain column values (no ORM objects, so nothing to reload), keyset by id, and
+    its transaction is ended before the chunk is handed out: an export of any size holds one
+    chunk in memory and no transaction open while the client reads.
     """
     before: int | None = None
     while True:
-        stmt = sa.select(Payment).where(*where).order_by(Payment.id.desc()).limit(EXPORT_CHUNK)
+        stmt = sa.select(*columns).where(*where).order_by(Payment.id.desc()).limit(size)
         if before is not None:
             stmt = stmt.where(Payment.id < before)
-        chunk = list(session.scalars(stmt))
-        session.rollback()
-        yield from chunk
-        session.expunge_all()
-        if len(chunk) < EXPORT_CHUNK:
+        try:
+            chunk = list(session.execute(stmt).all())
+        finally:
+            session.rollback()
+        if chunk:
+            yield chunk
+        if len(chunk) < size:
             return
-        before = chunk[-1].id
+        before = chunk[-1][0]
 
 
 def updates_of(session: Session, payment: Payment) -> list[UpdateLog]:

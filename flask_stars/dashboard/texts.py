@@ -48,8 +48,8 @@ TEXTS: dict[str, dict[str, str]] = {
     "renewals_due": {"en": "renewals due in 7 days", "ru": "продлений за 7 дней"},
     "health": {"en": "Health", "ru": "Состояние"},
     "all_well": {
-        "en": "No failed updates, the spool is empty.",
-        "ru": "Сбойных обновлений нет, спул пуст.",
+        "en": "No failed updates, the spool is empty, no payments to refund.",
+        "ru": "Сбойных обновлений нет, спул пуст, возвратов нет.",
     },
     "warn_failed": {
         "en": "{count} payment update(s) failed and are not processed: replay them.",
@@ -208,6 +208,16 @@ TEXTS: dict[str, dict[str, str]] = {
     "renewals": {"en": "Payments", "ru": "Платежей"},
     "forbidden": {"en": "You may not see this dashboard.", "ru": "У вас нет доступа к этой панели."},
     "bad_request": {"en": "This request is not valid.", "ru": "Запрос неверен."},
+    "bad_argument": {
+        "en": "This request is not valid: not a valid value for {name}.",
+        "ru": "Запрос неверен: недопустимое значение {name}.",
+    },
+    "server_error": {
+        "en": "Something went wrong on the server; the error was logged. Reload the page to "
+        "see what changed before trying again.",
+        "ru": "Ошибка на сервере; она записана в журнал. Обновите страницу и проверьте, "
+        "что изменилось, прежде чем повторить.",
+    },
     "not_found": {"en": "Not found.", "ru": "Не найдено."},
     "csrf_failed": {
         "en": "The form's security token is missing or wrong: reload the page and try again. "

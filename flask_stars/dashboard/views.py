@@ -18,7 +18,7 @@ import io
 import json
 import logging
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import (
     Blueprint,
@@ -31,8 +31,9 @@ from flask import (
     url_for,
 )
 from flask.sansio.app import App
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException
 
+from ..db import kept_after_commit
 from ..errors import BotApiError, PaymentNotFound, StarsConfigError, StarsError
 from ..ledger import refund as refund_payment
 from ..models import Payment, PaymentStatus, Subscription, UpdateLog
@@ -54,25 +55,36 @@ from .security import (
 from .texts import choose_language, text
 
 log = logging.getLogger(__name__)
+Row = TypeVar("Row", Payment, UpdateLog)
 
 CONFIRM_FIELD = "confirm"
 CONFIRM_VALUE = "yes"
-CSV_COLUMNS = (
-    "id",
-    "charge_id",
-    "user_id",
-    "payer_id",
-    "pack_id",
-    "stars",
-    "currency",
-    "status",
-    "credited",
-    "problem",
-    "paid_at",
-    "refunded_at",
-    "order_id",
-    "update_id",
+CSV_FIELDS = (  # the CSV header, and the column each is read from (``Payment.id`` first)
+    ("id", Payment.id),
+    ("charge_id", Payment.telegram_payment_charge_id),
+    ("user_id", Payment.user_id),
+    ("payer_id", Payment.payer_id),
+    ("pack_id", Payment.pack_id),
+    ("stars", Payment.stars),
+    ("currency", Payment.currency),
+    ("status", Payment.status),
+    ("credited", Payment.credited),
+    ("problem", Payment.problem),
+    ("paid_at", Payment.paid_at),
+    ("refunded_at", Payment.refunded_at),
+    ("order_id", Payment.order_id),
+    ("update_id", Payment.update_id),
 )
+CSV_COLUMNS = tuple(name for name, _ in CSV_FIELDS)
+CSV_FLUSH = 200  # rows written to the client at a time
+
+
+class BadArgument(BadRequest):
+    """A query-string argument that is not valid (answered 400 with its name)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"not a valid value for {name}")
+        self.argument = name
 
 
 class DashboardBlueprint(Blueprint):
@@ -136,14 +148,26 @@ def _page(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
     return render_template(f"stars_dashboard/{template}", **context), status
 
 
-def _render(template: str, context: dict[str, Any], status: int = 200) -> tuple[str, int]:
-    return render_template(f"stars_dashboard/{template}", **context), status
+def _end_read(session: Any) -> None:
+    """End a page's read transaction, its rows kept loaded for the template (no reload query)."""
+    with kept_after_commit(session):
+        session.commit()
 
 
 @dashboard_bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException) -> tuple[str, int]:
-    key = {403: "forbidden", 404: "not_found"}.get(exc.code or 500, "bad_request")
-    return _page("error.html", exc.code or 500, message=text(key, _language()))
+    code = exc.code or 500
+    lang = _language()
+    if isinstance(exc, BadArgument):
+        return _page("error.html", code, message=text("bad_argument", lang, name=exc.argument))
+    if code >= 500:
+        # An unhandled exception reaches here as an InternalServerError with its
+        # original_exception (Flask has logged it, traceback and all); an abort(5xx) has not.
+        if getattr(exc, "original_exception", None) is None:
+            log.error("dashboard request %s %s answered %s: %s", request.method, request.path, code, exc)
+        return _page("error.html", code, message=text("server_error", lang))
+    key = {403: "forbidden", 404: "not_found"}.get(code, "bad_request")
+    return _page("error.html", code, message=text(key, lang))
 
 
 @dashboard_bp.errorhandler(CSRFError)
@@ -179,7 +203,7 @@ def overview() -> tuple[str, int]:
     revenue = queries.revenue(session, days)
     names = _pack_names(state, lang)
     chart = revenue_chart(revenue, names, title=text("chart_title", lang), desc=text("chart_note", lang))
-    context = {
+    context: dict[str, Any] = {
         "days": days,
         "revenue": revenue,
         "pack_names": names,
@@ -191,39 +215,48 @@ def overview() -> tuple[str, int]:
         "reconcile": queries.reconcile_health(session),
         "spooled": len(state.spool.pending()),
     }
-    session.rollback()
-    return _render("overview.html", context)
+    _end_read(session)
+    return _page("overview.html", **context)
 
 
 # --- payments ------------------------------------------------------------------------------
 
 
 def _int_arg(name: str) -> int | None:
-    value = request.args.get(name, type=int)
-    return value if value is not None and value > 0 else None
+    """A keyset bound (``?before=``/``?after=``): None when absent or not positive; a value that
+    is not a signed 64-bit integer is a 400."""
+    raw = request.args.get(name, "").strip()
+    if not raw:
+        return None
+    value = queries.parse_int64(raw)
+    if value is None:
+        raise BadArgument(name)
+    return value if value > 0 else None
 
 
 @dashboard_bp.get("/payments")
 def payments() -> tuple[str, int]:
-    """The ledger, newest first, filtered, a keyset page at a time."""
+    """The ledger, newest first, filtered, a keyset page at a time.
+
+    A filter that is not valid answers 400: the page names it and lists no rows (rows
+    without that filter would not be what was asked for).
+    """
     state = _state()
     filters = queries.PaymentFilter.parse(request.args)
-    page = queries.keyset_page(
-        state.session,
-        Payment,
-        filters.where(),
-        before=_int_arg("before"),
-        after=_int_arg("after"),
-    )
-    names = _pack_names(state, _language())
-    state.session.rollback()
+    before, after = _int_arg("before"), _int_arg("after")
+    status = 400 if filters.errors else 200
+    page = queries.Page([], None, None)
+    if not filters.errors:
+        page = queries.keyset_page(state.session, Payment, filters.where(), before=before, after=after)
+        _end_read(state.session)
     return _page(
         "payments.html",
+        status,
         page=page,
         filters=filters,
         args=filters.query_args(),
         packs=sorted(p.id for p in state.packs.values()),
-        pack_names=names,
+        pack_names=_pack_names(state, _language()),
     )
 
 
@@ -238,38 +271,23 @@ def payments_csv() -> Response:
     """The filtered payments as CSV, streamed a chunk of rows at a time (never all in memory)."""
     state = _state()
     filters = queries.PaymentFilter.parse(request.args)
+    if filters.errors:  # before the 200 starts: a filter dropped would export other rows
+        raise BadArgument(", ".join(filters.errors))
     where = filters.where()
+    columns = [column for _, column in CSV_FIELDS]
 
     def rows() -> Iterator[str]:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(CSV_COLUMNS)
-        for n, p in enumerate(queries.payment_rows(state.session, where), start=1):
-            writer.writerow(
-                [
-                    _csv_cell(v)
-                    for v in (
-                        p.id,
-                        p.telegram_payment_charge_id,
-                        p.user_id,
-                        p.payer_id,
-                        p.pack_id,
-                        p.stars,
-                        p.currency,
-                        p.status,
-                        p.credited,
-                        p.problem,
-                        p.paid_at,
-                        p.refunded_at,
-                        p.order_id,
-                        p.update_id,
-                    )
-                ]
-            )
-            if n % 200 == 0:
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
+        # Each chunk is read and its transaction ended before any of it is sent.
+        for chunk in queries.payment_rows(state.session, where, columns):
+            for n, row in enumerate(chunk, start=1):
+                writer.writerow([_csv_cell(v) for v in row])
+                if n % CSV_FLUSH == 0:
+                    yield buffer.getvalue()
+                    buffer.seek(0)
+                    buffer.truncate()
         yield buffer.getvalue()
 
     return Response(
@@ -279,11 +297,24 @@ def payments_csv() -> Response:
     )
 
 
-def _payment(payment_id: int) -> Payment:
-    payment = _state().session.get(Payment, payment_id)
-    if payment is None:
+def _get_or_404(model: type[Row], row_id: int) -> Row:
+    """The row of ``model`` with id ``row_id``; 404 if there is none, or none can be (an id
+    past a signed 64-bit integer, which the database cannot even bind)."""
+    if not queries.INT64_MIN <= row_id <= queries.INT64_MAX:
         abort(404)
-    return payment
+    row = _state().session.get(model, row_id)
+    if row is None:
+        abort(404)
+    return row
+
+
+def _unconfirmed() -> tuple[str, int] | None:
+    """On a POST that moves money: raise ``CSRFError`` without the session's token, and
+    answer the 400 page unless the form confirms (None: go on)."""
+    check_csrf()
+    if request.form.get(CONFIRM_FIELD) != CONFIRM_VALUE:
+        return _page("error.html", 400, message=text("confirm_missing", _language()))
+    return None
 
 
 @dashboard_bp.get("/payments/<int:payment_id>")
@@ -294,8 +325,8 @@ def payment(payment_id: int) -> tuple[str, int]:
 
 def _payment_page(payment_id: int, status: int = 200, error: str | None = None) -> tuple[str, int]:
     state = _state()
-    p = _payment(payment_id)
-    context = {
+    p = _get_or_404(Payment, payment_id)
+    context: dict[str, Any] = {
         "p": p,
         "order": p.order,
         "updates": queries.updates_of(state.session, p),
@@ -305,22 +336,23 @@ def _payment_page(payment_id: int, status: int = 200, error: str | None = None) 
         "error": error,
         "refundable": p.status == PaymentStatus.PAID,
     }
-    state.session.rollback()
-    return _render("payment.html", context, status)
+    _end_read(state.session)
+    return _page("payment.html", status, **context)
 
 
 @dashboard_bp.route("/payments/<int:payment_id>/refund", methods=["GET", "POST"])
 def refund(payment_id: int) -> Any:
     """GET: what a refund will do, and the form to confirm it. POST: refund, as ``flask stars refund``."""
     state = _state()
-    p = _payment(payment_id)
+    p = _get_or_404(Payment, payment_id)
     charge_id, stars, payer = p.telegram_payment_charge_id, p.stars, p.payer_id
-    state.session.rollback()
     if request.method == "GET":
+        _end_read(state.session)
         return _page("confirm_refund.html", p=p)
-    check_csrf()
-    if request.form.get(CONFIRM_FIELD) != CONFIRM_VALUE:
-        return _page("error.html", 400, message=text("confirm_missing", _language()))
+    state.session.rollback()  # the refund reads the payment afresh, under its lock
+    refused = _unconfirmed()
+    if refused is not None:
+        return refused
     reason = (request.form.get("reason") or "").strip()[:200] or "refunded from the dashboard"
     lang = _language()
     try:
@@ -351,21 +383,14 @@ def failed_updates() -> tuple[str, int]:
         before=_int_arg("before"),
         after=_int_arg("after"),
     )
-    state.session.rollback()
+    _end_read(state.session)
     return _page("updates.html", page=page, spooled=[p.name for p in state.spool.pending()])
-
-
-def _update_row(row_id: int) -> UpdateLog:
-    row = _state().session.get(UpdateLog, row_id)
-    if row is None:
-        abort(404)
-    return row
 
 
 @dashboard_bp.route("/updates/<int:row_id>/replay", methods=["GET", "POST"])
 def replay_one(row_id: int) -> Any:
     """Replay one logged update, as ``flask stars replay UPDATE_ID`` (confirmed, CSRF-checked)."""
-    row = _update_row(row_id)
+    row = _get_or_404(UpdateLog, row_id)
     update_id = row.update_id
     _state().session.rollback()
     if update_id is None:
@@ -384,9 +409,9 @@ def replay_failed() -> Any:
 def _replay(what: str, update_ids: tuple[int, ...], *, failed: bool) -> Any:
     if request.method == "GET":
         return _page("confirm_replay.html", what=what)
-    check_csrf()
-    if request.form.get(CONFIRM_FIELD) != CONFIRM_VALUE:
-        return _page("error.html", 400, message=text("confirm_missing", _language()))
+    refused = _unconfirmed()
+    if refused is not None:
+        return refused
     results = []
     for label, outcome in replay_updates(_state(), update_ids, failed=failed):
         if isinstance(outcome, Exception):
@@ -407,14 +432,14 @@ def reconcile_runs() -> tuple[str, int]:
 
 def _reconcile_page(status: int = 200, error: str | None = None) -> tuple[str, int]:
     session = _state().session
-    context = {
+    context: dict[str, Any] = {
         "runs": queries.reconcile_runs(session),
         "offset": queries.reconcile_offset(session),
         "done": request.args.get("done") == "ran",
         "error": error,
     }
-    session.rollback()
-    return _render("reconcile.html", context, status)
+    _end_read(session)
+    return _page("reconcile.html", status, **context)
 
 
 @dashboard_bp.route("/reconcile/run", methods=["GET", "POST"])
@@ -426,9 +451,9 @@ def reconcile_now() -> Any:
     """
     if request.method == "GET":
         return _page("confirm_reconcile.html")
-    check_csrf()
-    if request.form.get(CONFIRM_FIELD) != CONFIRM_VALUE:
-        return _page("error.html", 400, message=text("confirm_missing", _language()))
+    refused = _unconfirmed()
+    if refused is not None:
+        return refused
     state = _state()
     lang = _language()
     try:
@@ -451,15 +476,18 @@ def subscriptions() -> tuple[str, int]:
     state = _state()
     where: list[Any] = []
     user = request.args.get("user", "").strip()
-    if user.isdigit():
-        where.append(Subscription.user_id == int(user))
+    if user:
+        user_id = queries.parse_int64(user)
+        if user_id is None:
+            raise BadArgument("user")
+        where.append(Subscription.user_id == user_id)
     page = queries.keyset_page(
         state.session, Subscription, where, before=_int_arg("before"), after=_int_arg("after")
     )
-    state.session.rollback()
+    _end_read(state.session)
     return _page(
         "subscriptions.html",
         page=page,
-        user=user if user.isdigit() else "",
+        user=user,
         pack_names=_pack_names(state, _language()),
     )
