@@ -424,10 +424,11 @@ def test_the_overview_warning_follows_the_last_run(admin: AdminShop) -> None:
     assert 'id="reconcile-ok"' in page and 'id="warn-reconcile"' not in page
 
     long_ago = utcnow() - timedelta(days=2)
-    _set_run(admin, started_at=long_ago, finished_at=long_ago + timedelta(seconds=3))
+    finished = long_ago + timedelta(seconds=3)
+    _set_run(admin, started_at=long_ago, finished_at=finished)
     page = client.get("/admin/").get_data(as_text=True)
     assert 'id="warn-reconcile"' in page and "has not run for a day" in page
-    assert long_ago.strftime("%Y-%m-%d %H:%M") in page
+    assert finished.strftime("%Y-%m-%d %H:%M") in page  # when it last finished (not started)
     ru = admin.client(**{"Accept-Language": "ru"}).get("/admin/").get_data(as_text=True)
     assert "Сверка не запускалась больше суток" in ru
 
