@@ -168,12 +168,14 @@ def test_render_and_the_wsgi_app(make_shop):
 
 
 def test_metrics_are_off_by_default(make_shop):
-    before = {s: len(s.receivers) for s in _all_signals()}
+    # Receivers of earlier tests' apps are held weakly and may go at any moment: compare
+    # which receivers there are, so the claim is exactly "this app connected none".
+    before = {s: set(s.receivers) for s in _all_signals()}
     shop = make_shop()
     state = shop.app.extensions["stars"]
     assert shop.app.config["STARS_METRICS"] is False
     assert state.metrics is None
-    assert {s: len(s.receivers) for s in _all_signals()} == before
+    assert all(set(s.receivers) <= before[s] for s in _all_signals())
     _, attempt = shop.buy(42)
     assert attempt.payment is not None and attempt.payment.status == 200
     with pytest.raises(StarsConfigError, match="STARS_METRICS"):
