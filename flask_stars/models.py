@@ -34,6 +34,12 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
+#: The id type of the tables that grow: 64-bit on PostgreSQL (``BIGINT``, revision stars_0005),
+#: SQLite's ``INTEGER PRIMARY KEY`` (its rowid, already 64-bit, and the only type it
+#: autoincrements).
+RowId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
 def utcnow() -> datetime:
     """Now, as an aware UTC datetime."""
     return datetime.now(UTC)
@@ -180,7 +186,7 @@ class Payment(StarsModel):
 
     __tablename__ = "stars_payments"
 
-    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
     telegram_payment_charge_id: Mapped[str] = mapped_column(sa.String(255), unique=True)
     provider_payment_charge_id: Mapped[str | None] = mapped_column(sa.String(255))
     user_id: Mapped[int] = mapped_column(sa.BigInteger, index=True)
@@ -197,6 +203,11 @@ class Payment(StarsModel):
     refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     update_id: Mapped[int | None] = mapped_column(sa.BigInteger)
     raw: Mapped[dict[str, Any] | None] = mapped_column(sa.JSON)
+    #: When reconcile found this payment (its webhook never came); ``paid_at`` is then the
+    #: date of its Telegram transaction. None for a payment whose webhook came.
+    found_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: When reconcile found this payment's refund (``refunded_at`` is then Telegram's date).
+    refund_found_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     order: Mapped[Order | None] = relationship(lazy="joined")
 
@@ -253,7 +264,7 @@ class Subscription(StarsModel):
 
     __tablename__ = "stars_subscriptions"
 
-    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
     user_id: Mapped[int] = mapped_column(sa.BigInteger, index=True)
     pack_id: Mapped[str] = mapped_column(sa.String(64))
     order_id: Mapped[str] = mapped_column(sa.String(32), sa.ForeignKey("stars_orders.id"), unique=True)
@@ -284,7 +295,7 @@ class RefundNotice(StarsModel):
 
     __tablename__ = "stars_refunds"
 
-    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
     telegram_payment_charge_id: Mapped[str] = mapped_column(sa.String(255), unique=True)
     stars: Mapped[int] = mapped_column(sa.Integer)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -307,7 +318,7 @@ class UpdateLog(StarsModel):
 
     __tablename__ = "stars_updates"
 
-    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
     # None for updates a polling bot handed over (telebot does not pass update_id on).
     update_id: Mapped[int | None] = mapped_column(sa.BigInteger)
     digest: Mapped[str] = mapped_column(sa.String(64))  # sha256 of body
@@ -318,6 +329,11 @@ class UpdateLog(StarsModel):
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
     error: Mapped[str | None] = mapped_column(sa.Text)
+    #: An operator archived this failed update (``flask stars archive``, the dashboard): it is
+    #: kept, no longer counts as failed, and ``archived_by``/``archived_reason`` say who and why.
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    archived_by: Mapped[str | None] = mapped_column(sa.String(255))
+    archived_reason: Mapped[str | None] = mapped_column(sa.Text)
 
     __table_args__ = (
         sa.UniqueConstraint("update_id", "digest"),
@@ -337,7 +353,9 @@ class UpdateLog(StarsModel):
         """Updates kept unprocessed for ``flask stars replay --failed``: money updates whose
         handling failed (every other kind is logged processed). ``processed = false``, not
         ``IS false``: the predicate of ``ix_stars_updates_unprocessed``, so it is used."""
-        return sa.and_(cls.processed == sa.false(), cls.kind != UpdateKind.PRE_CHECKOUT)
+        return sa.and_(
+            cls.processed == sa.false(), cls.kind != UpdateKind.PRE_CHECKOUT, cls.archived_at.is_(None)
+        )
 
 
 class ReconcileRun(StarsModel):
@@ -351,7 +369,7 @@ class ReconcileRun(StarsModel):
 
     __tablename__ = "stars_reconcile_runs"
 
-    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ok: Mapped[bool | None] = mapped_column(sa.Boolean)
@@ -364,6 +382,40 @@ class ReconcileRun(StarsModel):
         if self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()
+
+
+class AuditEntry(StarsModel):
+    """What an operator did to money or to the ledger's records: one row per action.
+
+    Written by ``flask_stars.audit.record`` for every refund, replay, archive, reconcile run
+    and hand-over of the tables, from the CLI, the dashboard or the Python API. Rows are
+    never changed or deleted by flask_stars.
+    """
+
+    __tablename__ = "stars_audit"
+
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Who: the dashboard's ``actor`` callable, the OS user of the CLI, or the ``actor``
+    #: argument of the Python API.
+    actor: Mapped[str] = mapped_column(sa.String(255))
+    #: Where from: ``cli``, ``dashboard`` or ``python``.
+    source: Mapped[str] = mapped_column(sa.String(16))
+    #: What: ``refund``, ``replay``, ``archive``, ``reconcile`` or ``rebind``.
+    action: Mapped[str] = mapped_column(sa.String(32))
+    #: On what: a charge id (refund), an update row id (replay, archive), a run id (reconcile).
+    target: Mapped[str | None] = mapped_column(sa.String(255))
+    #: Why, as the operator typed it.
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    #: ``ok`` or ``failed`` (``warning`` for a run that finished but must be looked at).
+    outcome: Mapped[str] = mapped_column(sa.String(16))
+    #: What happened, in words (the error of a failed action, a run's summary).
+    detail: Mapped[str | None] = mapped_column(sa.Text)
+
+    __table_args__ = (
+        sa.Index("ix_stars_audit_target", "target"),
+        sa.Index("ix_stars_audit_at", "at"),
+    )
 
 
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:

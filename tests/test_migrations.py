@@ -57,6 +57,7 @@ def test_upgrade_of_an_empty_database_matches_create_all(database_url):
             "stars_subscriptions",
             "stars_meta",
             "stars_reconcile_runs",
+            "stars_audit",
         }
 
         with engine.begin() as conn:
@@ -98,7 +99,7 @@ def test_head_names_the_newest_revision():
 
     from flask_stars.migrations import alembic_config
 
-    assert ScriptDirectory.from_config(alembic_config()).get_heads() == [HEAD] == ["stars_0004"]
+    assert ScriptDirectory.from_config(alembic_config()).get_heads() == [HEAD] == ["stars_0005"]
 
 
 # --- stars_0003 -> stars_0004, on a database that already holds money ------------------------
@@ -139,11 +140,21 @@ ROWS_0003 = {
 }
 
 
-def _contents(conn):
-    return {
-        table: sorted(tuple(str(v) for v in row) for row in conn.execute(sa.text(f"SELECT * FROM {table}")))
-        for table in ROWS_0003
-    }
+def _contents(conn, columns=None):
+    """Every row of the tables ``ROWS_0003`` fills, as strings (of ``columns`` per table, if given:
+    a later revision adds columns, NULL on old rows)."""
+    out = {}
+    for table in ROWS_0003:
+        names = ", ".join(columns[table]) if columns else "*"
+        out[table] = sorted(
+            tuple(str(v) for v in row) for row in conn.execute(sa.text(f"SELECT {names} FROM {table}"))
+        )
+    return out
+
+
+def _columns(conn):
+    inspector = sa.inspect(conn)
+    return {table: [c["name"] for c in inspector.get_columns(table)] for table in ROWS_0003}
 
 
 @pytest.mark.parametrize("versioned", [True, False], ids=["versioned", "unversioned-create_all"])
@@ -160,7 +171,8 @@ def test_a_database_at_0003_holding_money_upgrades_to_0004_intact(database_url, 
             if not versioned:
                 conn.execute(sa.text(f"DROP TABLE {VERSION_TABLE}"))
         with engine.connect() as conn:
-            before = _contents(conn)
+            columns = _columns(conn)
+            before = _contents(conn, columns)
             assert "stars_reconcile_runs" not in sa.inspect(conn).get_table_names()
         assert sum(len(rows) for rows in before.values()) == 7
 
@@ -169,7 +181,7 @@ def test_a_database_at_0003_holding_money_upgrades_to_0004_intact(database_url, 
 
         with engine.connect() as conn:
             assert conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all() == [HEAD]
-            assert _contents(conn) == before  # every row as it was
+            assert _contents(conn, columns) == before  # every row as it was
             inspector = sa.inspect(conn)
             assert "stars_reconcile_runs" in inspector.get_table_names()
             for table, index in NEW_INDEXES:
@@ -216,6 +228,95 @@ def test_unversioned_tables_of_this_release_are_stamped_at_head(database_url):
             ensure_current(conn)
         with engine.connect() as conn:
             assert conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all() == [HEAD]
+    finally:
+        with engine.begin() as conn:
+            StarsModel.metadata.drop_all(conn)
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))
+        engine.dispose()
+
+
+# --- stars_0004 -> stars_0005, on a database that already holds money ------------------------
+
+BIG_ID = 2**31 + 5  # past what a 32-bit INTEGER id holds
+
+
+@pytest.mark.parametrize("versioned", [True, False], ids=["versioned", "unversioned-create_all"])
+def test_a_database_at_0004_holding_money_upgrades_to_0005_intact(database_url, versioned):
+    """Made by stars_0004 with orders, payments, failed and handled updates and a reconcile run:
+    the first use of this release upgrades it, every row intact, and the growing tables then
+    take ids past 2^31 (64-bit on PostgreSQL)."""
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            upgrade(conn, "stars_0004")
+            for statements in ROWS_0003.values():
+                for sql in statements:
+                    conn.execute(sa.text(sql))
+            conn.execute(
+                sa.text(
+                    "INSERT INTO stars_reconcile_runs (started_at, ok) VALUES ('2026-11-06 10:00:00', true)"
+                )
+            )
+            if not versioned:
+                conn.execute(sa.text(f"DROP TABLE {VERSION_TABLE}"))
+        with engine.connect() as conn:
+            columns = _columns(conn)
+            before = _contents(conn, columns)
+            assert "stars_audit" not in sa.inspect(conn).get_table_names()
+
+        with engine.begin() as conn:
+            ensure_current(conn)
+
+        with engine.connect() as conn:
+            assert conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all() == [HEAD]
+            assert _contents(conn, columns) == before
+            # The new columns are empty on old rows: nothing was archived or found by reconcile.
+            assert (
+                conn.execute(sa.text("SELECT count(*) FROM stars_updates WHERE archived_at IS NULL")).scalar()
+                == 2
+            )
+            assert (
+                conn.execute(sa.text("SELECT count(*) FROM stars_payments WHERE found_at IS NULL")).scalar()
+                == 2
+            )
+            context = MigrationContext.configure(
+                conn,
+                opts={
+                    "compare_type": True,
+                    "include_object": lambda obj, name, type_, *a: name != VERSION_TABLE,
+                },
+            )
+            assert compare_metadata(context, StarsModel.metadata) == []
+            for table, extra in [
+                (
+                    "stars_payments",
+                    "telegram_payment_charge_id, user_id, payer_id, stars, currency, "
+                    "invoice_payload, status, credited, paid_at",
+                ),
+                ("stars_updates", "digest, kind, received_at, body, processed, attempts"),
+            ]:
+                values = {
+                    "stars_payments": f"{BIG_ID}, 'big', 1, 1, 1, 'XTR', 'p', 'paid', true, '2026-12-01 00:00:00'",
+                    "stars_updates": f"{BIG_ID}, 'dbig', 'successful_payment', '2026-12-01 00:00:00', '{{}}', true, 1",
+                }[table]
+                conn.execute(sa.text(f"INSERT INTO {table} (id, {extra}) VALUES ({values})"))
+            if conn.dialect.name == "postgresql":
+                # The sequence goes past 2^31 too: the next id after a jump is handed out.
+                conn.execute(sa.text(f"SELECT setval('stars_updates_id_seq', {BIG_ID + 10})"))
+                next_id = conn.execute(
+                    sa.text(
+                        "INSERT INTO stars_updates (digest, kind, received_at, body, processed, attempts) "
+                        "VALUES ('dn', 'successful_payment', '2026-12-01 00:00:00', '{}', true, 1) RETURNING id"
+                    )
+                ).scalar()
+                assert next_id == BIG_ID + 11
+            conn.execute(
+                sa.text(
+                    "INSERT INTO stars_audit (at, actor, source, action, target, outcome) "
+                    "VALUES ('2026-12-01 00:00:00', 'ops', 'cli', 'refund', 'ch1', 'ok')"
+                )
+            )
+            conn.rollback()
     finally:
         with engine.begin() as conn:
             StarsModel.metadata.drop_all(conn)

@@ -23,7 +23,7 @@ SCRIPT_DIR = os.path.dirname(os.path.abspath(__file__))
 VERSIONS_DIR = os.path.join(SCRIPT_DIR, "versions")
 VERSION_TABLE = "stars_alembic_version"
 #: The newest revision (``tests/test_migrations.py`` checks it against the scripts).
-HEAD = "stars_0004"
+HEAD = "stars_0005"
 
 
 def alembic_config(connection: Connection | None = None, url: str | None = None) -> Any:
@@ -53,6 +53,8 @@ def _revision_of_unversioned(inspector: Inspector, tables: set[str]) -> str:
 
     A new revision that adds a table or column adds its mark here, newest first.
     """
+    if "stars_audit" in tables:
+        return "stars_0005"
     if "stars_reconcile_runs" in tables:
         return "stars_0004"
     if "pack_title" in {c["name"] for c in inspector.get_columns("stars_orders")}:

@@ -1,0 +1,133 @@
+"""The audit trail: who did what to money or to the ledger's records, when, why, and how it ended.
+
+Every refund, replay, archive, reconcile run and hand-over of the tables is recorded in
+``stars_audit`` by ``record``, whichever door it came through:
+
+- the dashboard: ``actor`` is the host's ``actor`` callable (``lambda: current_user.email``);
+- the CLI: the operating-system user running ``flask stars`` (``cli_actor()``);
+- the Python API: the ``actor`` argument (``"python"`` when none is given).
+
+``record`` writes in a short transaction of its own, after the action ended (so the
+outcome is known and nothing is held open while it was under way). If the audit row
+itself cannot be written, that is logged and the action's result stands: an action that
+moved money is never undone because its record failed.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
+
+from .models import AuditEntry, utcnow
+
+if TYPE_CHECKING:
+    from .state import StarsState
+
+log = logging.getLogger(__name__)
+
+#: Outcomes an entry can have.
+OK = "ok"
+FAILED = "failed"
+WARNING = "warning"
+#: Sources an entry can come from.
+CLI = "cli"
+DASHBOARD = "dashboard"
+PYTHON = "python"
+#: The longest actor, target, reason and detail kept (longer ones are cut).
+ACTOR_CHARS = 255
+TEXT_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting and through which door (``source``: ``cli``, ``dashboard``, ``python``)."""
+
+    name: str
+    source: str = PYTHON
+
+
+def cli_actor() -> Actor:
+    """The operating-system user running the CLI."""
+    try:
+        name = getpass.getuser()
+    except Exception:  # no user name in this environment (a container without one)
+        name = "unknown"
+    return Actor(name, CLI)
+
+
+def python_actor(name: str | None) -> Actor:
+    """The Python API's ``actor`` argument (``"python"`` when None)."""
+    return Actor(name or "python", PYTHON)
+
+
+def _clip(text: str | None, limit: int) -> str | None:
+    if text is None:
+        return None
+    # NUL cannot be stored in PostgreSQL text; a lone surrogate cannot be encoded at all.
+    cleaned = text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+    return cleaned[:limit]
+
+
+def record(
+    state: StarsState,
+    actor: Actor,
+    action: str,
+    *,
+    target: str | int | None = None,
+    reason: str | None = None,
+    outcome: str = OK,
+    detail: str | None = None,
+) -> int | None:
+    """Commit one audit entry in a transaction of its own; its id (None if it could not be written).
+
+    Call it once the action has ended, with nothing of the caller's left uncommitted: it
+    rolls back whatever the session holds first.
+    """
+    session = state.session
+    try:
+        session.rollback()
+        entry_id = session.execute(
+            sa.insert(AuditEntry)
+            .values(
+                at=utcnow(),
+                actor=_clip(actor.name, ACTOR_CHARS) or "unknown",
+                source=actor.source,
+                action=action,
+                target=_clip(None if target is None else str(target), ACTOR_CHARS),
+                reason=_clip(reason, TEXT_CHARS),
+                outcome=outcome,
+                detail=_clip(detail, TEXT_CHARS),
+            )
+            .returning(AuditEntry.id)
+        ).scalar()
+        session.commit()
+        return entry_id
+    except SQLAlchemyError:
+        log.exception("could not record %s's %s of %s in the audit trail", actor.name, action, target)
+        try:
+            session.rollback()
+        except SQLAlchemyError:
+            log.debug("rollback failed too", exc_info=True)
+        return None
+
+
+def entries(
+    state: StarsState, *, target: str | None = None, before: int | None = None, limit: int = 50
+) -> list[AuditEntry]:
+    """The newest entries first (for ``target`` only, when given; older than id ``before``)."""
+    stmt = sa.select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
+    if target is not None:
+        stmt = stmt.where(AuditEntry.target == target)
+    if before is not None:
+        stmt = stmt.where(AuditEntry.id < before)
+    session = state.session
+    rows = list(session.scalars(stmt))
+    for row in rows:
+        session.expunge(row)  # still readable after the read ends
+    session.rollback()
+    return rows
