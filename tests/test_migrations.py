@@ -238,6 +238,7 @@ def test_unversioned_tables_of_this_release_are_stamped_at_head(database_url):
 # --- stars_0004 -> stars_0005, on a database that already holds money ------------------------
 
 BIG_ID = 2**31 + 5  # past what a 32-bit INTEGER id holds
+DAY = "2026-12-01 00:00:00"
 
 
 @pytest.mark.parametrize("versioned", [True, False], ids=["versioned", "unversioned-create_all"])
@@ -296,8 +297,8 @@ def test_a_database_at_0004_holding_money_upgrades_to_0005_intact(database_url, 
                 ("stars_updates", "digest, kind, received_at, body, processed, attempts"),
             ]:
                 values = {
-                    "stars_payments": f"{BIG_ID}, 'big', 1, 1, 1, 'XTR', 'p', 'paid', true, '2026-12-01 00:00:00'",
-                    "stars_updates": f"{BIG_ID}, 'dbig', 'successful_payment', '2026-12-01 00:00:00', '{{}}', true, 1",
+                    "stars_payments": f"{BIG_ID}, 'big', 1, 1, 1, 'XTR', 'p', 'paid', true, '{DAY}'",
+                    "stars_updates": f"{BIG_ID}, 'dbig', 'successful_payment', '{DAY}', '{{}}', true, 1",
                 }[table]
                 conn.execute(sa.text(f"INSERT INTO {table} (id, {extra}) VALUES ({values})"))
             if conn.dialect.name == "postgresql":
@@ -306,7 +307,7 @@ def test_a_database_at_0004_holding_money_upgrades_to_0005_intact(database_url, 
                 next_id = conn.execute(
                     sa.text(
                         "INSERT INTO stars_updates (digest, kind, received_at, body, processed, attempts) "
-                        "VALUES ('dn', 'successful_payment', '2026-12-01 00:00:00', '{}', true, 1) RETURNING id"
+                        f"VALUES ('dn', 'successful_payment', '{DAY}', '{{}}', true, 1) RETURNING id"
                     )
                 ).scalar()
                 assert next_id == BIG_ID + 11

@@ -29,6 +29,7 @@ down_revision = "stars_0004"
 branch_labels = None
 depends_on = None
 
+ROW_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 GROWING_TABLES = (
     "stars_payments",
     "stars_updates",
@@ -43,17 +44,13 @@ def _ids(type_: type[sa.types.TypeEngine[int]], sequence_type: str) -> None:
         return
     for table in GROWING_TABLES:
         op.alter_column(table, "id", type_=type_(), existing_nullable=False)
-        op.execute(
-            sa.text(
-                f"ALTER SEQUENCE IF EXISTS {table}_id_seq AS {sequence_type}"
-            )
-        )
+        op.execute(sa.text(f"ALTER SEQUENCE IF EXISTS {table}_id_seq AS {sequence_type}"))
 
 
 def upgrade() -> None:
     op.create_table(
         "stars_audit",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("id", ROW_ID, autoincrement=True, nullable=False),
         sa.Column("at", sa.DateTime(), nullable=False),
         sa.Column("actor", sa.String(length=255), nullable=False),
         sa.Column("source", sa.String(length=16), nullable=False),
