@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Flask, current_app
@@ -89,7 +89,21 @@ class StarsState:
         self.metrics: Any = None
         self.blueprint_registered = False
         self.url_prefix = ""
+        #: True once a sandbox plays Telegram for this app (``use_sandbox_token``,
+        #: ``attach_sandbox``, ``flask_stars.testing.connect``): its bot is then a sandbox bot.
+        self.sandbox_run = False
         self._resolved: dict[str, tuple[Any, PaymentCallback | None]] = {}  # config value -> callable
+
+    @property
+    def bot_identity(self) -> BotIdentity:
+        """The bot and environment this app speaks for now (``BotIdentity``)."""
+        head = self.settings.bot_token.split(":", 1)[0]
+        bot_id = int(head) if head.isascii() and head.isdigit() else 0
+        if self.sandbox_run:
+            environment = "sandbox"
+        else:
+            environment = "test" if self.settings.test_environment else "production"
+        return BotIdentity(bot_id, environment)
 
     @property
     def session(self) -> Session:
@@ -175,6 +189,29 @@ class StarsState:
             signal.send(self.app, **kwargs)
         except Exception:
             log.exception("a receiver of %s failed", signal.name)
+
+
+@dataclass(frozen=True)
+class BotIdentity:
+    """Which bot, in which environment, an app speaks for.
+
+    ``bot_id`` is the part of the token before the colon (BotFather's revoke gives the same
+    bot a new token with the same id). ``environment`` is ``production`` (Telegram),
+    ``test`` (Telegram's test server, ``STARS_TEST_ENVIRONMENT``) or ``sandbox`` (flask_stars'
+    sandbox plays Telegram). Telegram keeps the two real environments apart: the same id
+    there is another bot with other transactions.
+    """
+
+    bot_id: int
+    environment: str
+
+    @property
+    def key(self) -> str:
+        """``"<bot_id>:<environment>"``: how flask_stars names this bot in ``stars_meta``."""
+        return f"{self.bot_id}:{self.environment}"
+
+    def __str__(self) -> str:
+        return f"bot {self.bot_id} ({self.environment})"
 
 
 def get_state(app: Flask | None = None) -> StarsState:

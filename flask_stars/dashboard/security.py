@@ -15,6 +15,7 @@ signed session and compared in constant time.
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,14 +23,18 @@ from typing import Any
 
 from flask import Flask, abort, current_app, request, session
 
+from ..audit import DASHBOARD, Actor
 from ..errors import StarsConfigError
 from .texts import LanguageChoice
+
+log = logging.getLogger(__name__)
 
 EXTENSION_KEY = "stars_dashboard"
 SESSION_KEY = "_stars_dashboard_csrf"
 FIELD = "csrf_token"
 
 AccessCheck = Callable[[], bool]
+ActorName = Callable[[], Any]
 ViewDecorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
@@ -44,6 +49,9 @@ class DashboardOptions:
     access: AccessCheck | None
     decorator: ViewDecorator | None
     language: LanguageChoice
+    #: Who is at the dashboard, for the audit trail (``lambda: current_user.email``); None
+    #: records "dashboard".
+    actor: ActorName | None = None
 
     @classmethod
     def from_registration(cls, options: dict[str, Any]) -> DashboardOptions:
@@ -56,16 +64,30 @@ class DashboardOptions:
                 "(a callable returning True for your operators) or decorator=login_required "
                 "(a view decorator of your own authentication); it never serves without one"
             )
-        for name, value in (("access", access), ("decorator", decorator)):
+        actor = options.get("actor")
+        for name, value in (("access", access), ("decorator", decorator), ("actor", actor)):
             if value is not None and not callable(value):
                 raise StarsConfigError(f"the dashboard's {name}= must be callable, not {value!r}")
-        return cls(access=access, decorator=decorator, language=options.get("language"))
+        return cls(access=access, decorator=decorator, language=options.get("language"), actor=actor)
 
 
 def options(app: Flask | None = None) -> DashboardOptions:
     """The dashboard's options on ``app`` (the current app by default)."""
     found: DashboardOptions = (app or current_app).extensions[EXTENSION_KEY]
     return found
+
+
+def current_actor() -> Actor:
+    """Who is acting at the dashboard now, for the audit trail: the host's ``actor=`` callable's
+    answer (``"dashboard"`` without one, or when it answers nothing or fails)."""
+    getter = options().actor
+    name: Any = None
+    if getter is not None:
+        try:
+            name = getter()
+        except Exception:
+            log.exception("the dashboard's actor= callable failed; recording the action as 'dashboard'")
+    return Actor(str(name) if name not in (None, "") else "dashboard", DASHBOARD)
 
 
 def check_access() -> Any:
