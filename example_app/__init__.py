@@ -119,6 +119,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     return app
 
 
+#: The example's one operator, as the audit trail names them.
+OPERATOR = "admin"
+
+
 def mount_admin(app: Flask) -> None:
     """The operator's dashboard at ``/admin``, behind a login that exists in the sandbox run only.
 
@@ -162,4 +166,8 @@ def mount_admin(app: Flask) -> None:
         session.clear()
         return redirect(url_for("admin_login"))
 
-    app.register_blueprint(dashboard_bp, url_prefix="/admin", decorator=admin_required)
+    # actor= names who did what in the audit trail (the Activity page): this app has one
+    # operator login, "admin"; yours would pass lambda: current_user.email.
+    app.register_blueprint(
+        dashboard_bp, url_prefix="/admin", decorator=admin_required, actor=lambda: OPERATOR
+    )

@@ -12,6 +12,9 @@ import argparse
 import os
 import sys
 
+from flask import Flask
+
+from flask_stars import StarsConfigError, get_state
 from flask_stars.sandbox import SANDBOX_TOKEN, Sandbox, attach_sandbox
 
 from . import create_app
@@ -31,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         if not os.environ.get("STARS_BOT_TOKEN"):
             parser.error("--no-sandbox needs STARS_BOT_TOKEN (from @BotFather) in the environment")
         app = create_app()
+        if not tables_are_ours(app):
+            return 1
         print(f"Serving the shop on {base_url} against the real Telegram.")
         print(
             "Expose it over HTTPS, set PUBLIC_URL, then: flask --app example_app stars set-webhook https://.../stars/webhook"
@@ -48,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         }
     )
     page = attach_sandbox(app, sandbox, base_url)
+    if not tables_are_ours(app):
+        sandbox.stop()
+        return 1
     print(f"flask_stars example shop, with the sandbox playing Telegram (Bot API at {sandbox.url}).")
     print(f"Open {page} in your browser to buy coins as a test user.")
     print(f"The operator's dashboard: {base_url}/admin/ (password: {app.config['ADMIN_PASSWORD']})")
@@ -57,6 +65,22 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         sandbox.stop()
     return 0
+
+
+def tables_are_ours(app: Flask) -> bool:
+    """Check before serving that the database's stars_* tables belong to this run's bot.
+
+    Each run of the sandbox plays the same bot (``SANDBOX_TOKEN``), so a restart on the
+    same database goes on where it left off; tables of a real bot refuse it (and the other
+    way round), with the way out in the message.
+    """
+    try:
+        with app.app_context():
+            get_state(app).database.ensure_ready()
+    except StarsConfigError as exc:
+        print(f"python -m example_app: {exc}", file=sys.stderr)
+        return False
+    return True
 
 
 if __name__ == "__main__":

@@ -38,6 +38,16 @@ WARNING = "warning"
 CLI = "cli"
 DASHBOARD = "dashboard"
 PYTHON = "python"
+SYSTEM = "system"  # flask_stars itself, with no operator behind it (a second payment given back)
+#: The actions recorded (``AuditEntry.action``) and what their target is: a charge id
+#: (refund), an update row id (replay, archive), a reconcile run id (reconcile), the new
+#: bot's key (rebind).
+REFUND = "refund"
+REPLAY = "replay"
+ARCHIVE = "archive"
+RECONCILE = "reconcile"
+REBIND = "rebind"
+ACTIONS = (REFUND, REPLAY, ARCHIVE, RECONCILE, REBIND)
 #: The longest actor, target, reason and detail kept (longer ones are cut).
 ACTOR_CHARS = 255
 TEXT_CHARS = 4000
@@ -63,6 +73,10 @@ def cli_actor() -> Actor:
 def python_actor(name: str | None) -> Actor:
     """The Python API's ``actor`` argument (``"python"`` when None)."""
     return Actor(name or "python", PYTHON)
+
+
+#: flask_stars acting on its own: the refund of a second payment for a paid order.
+SYSTEM_ACTOR = Actor("flask_stars", SYSTEM)
 
 
 def _clip(text: str | None, limit: int) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request, send_from_directory
@@ -19,7 +20,15 @@ from . import metrics, orders
 from .auth import request_init_data
 from .cli import register_cli
 from .db import kept_after_commit
-from .errors import BotApiError, PackNotFound, StarsConfigError, StarsError, SubscriptionNotFound
+from .errors import (
+    BotApiError,
+    OrderNotFound,
+    PackNotFound,
+    RateLimitUnavailable,
+    StarsConfigError,
+    StarsError,
+    SubscriptionNotFound,
+)
 from .http_errors import INTERNAL_ERROR_BODY, StarsHTTPError, http_exception_body, to_http
 from .models import Order, Subscription
 from .openapi import build_spec
@@ -39,6 +48,14 @@ from .updates import classify, handle_update
 from .wiring import setup_app
 
 log = logging.getLogger(__name__)
+
+#: What an order id in a URL may be: what ``new_order_id`` makes (``token_urlsafe``) and
+#: ``stars_orders.id`` (32 characters) holds. Anything else names no order.
+ORDER_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
+#: A row id in a URL: ASCII digits (``str.isdigit`` takes "²", which ``int`` refuses) that
+#: fit the 64-bit column.
+ROW_ID_RE = re.compile(r"[0-9]{1,19}")
+INT64_MAX = 2**63 - 1
 
 
 stars_bp = Blueprint(
@@ -79,6 +96,8 @@ def _limit_body() -> None:
 
 @stars_bp.errorhandler(StarsError)
 def _stars_error(exc: StarsError) -> tuple[Response, int]:
+    if isinstance(exc, RateLimitUnavailable):
+        metrics.rate_limit_unavailable(get_state(), exc.limit)  # logged where it was raised
     http = to_http(exc)
     if http.code == 500:
         log.error("%s", exc)
@@ -119,6 +138,21 @@ def _json_body(schema: Schema | None = None) -> Any:
         return schema.load(data)
     except ValidationError as exc:
         raise _bad_request("The body is not valid.", "validation_error", exc.messages) from None
+
+
+def _order_id(value: str) -> str:
+    """``value`` if it can be an order id; ``OrderNotFound`` (404) otherwise, as for a missing one."""
+    if not ORDER_ID_RE.fullmatch(value):
+        raise OrderNotFound()
+    return value
+
+
+def _row_id(value: str) -> int | None:
+    """``value`` as a row id the database can hold, or None."""
+    if not ROW_ID_RE.fullmatch(value):
+        return None
+    number = int(value)
+    return number if number <= INT64_MAX else None
 
 
 def _order_json(order: Order) -> dict[str, Any]:
@@ -199,6 +233,7 @@ def order_status(order_id: str) -> Response:
     except ValidationError as exc:
         raise _bad_request("The query string is not valid.", "validation_error", exc.messages) from None
     wait: float = query["wait"]
+    order_id = _order_id(order_id)
     if wait <= 0:
         return jsonify(_order_json(orders.wait_for_order(state, order_id, init.user.id, 0)))
     with state.order_waits.slot(init.user.id) as may_wait:
@@ -220,14 +255,20 @@ def _webhook(state: StarsState, timer: metrics.WebhookTimer) -> tuple[Response, 
     received = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
     if not any(hmac.compare_digest(received.encode(), s.encode()) for s in state.settings.webhook_secrets):
         raise StarsHTTPError("Wrong or missing webhook secret.", error="invalid_secret", code=403)
+    # Tables of another bot (flask_stars.binding) answer 500 until the operator fixes it, so
+    # Telegram keeps every update, those that never reach the tables too. Once per process.
+    state.database.ensure_ready()
     raw = request.get_data(cache=True)
     update = _json_body()
     update_id = update.get("update_id") if isinstance(update, dict) else None
-    if not isinstance(update_id, int) or isinstance(update_id, bool) or not 0 <= update_id < 2**63:
+    if not isinstance(update_id, int) or isinstance(update_id, bool):
         raise _bad_request("The body is not a Telegram update.", "invalid_update")
     timer.kind = classify(update) or "other"
+    # The text json parsed (handle_update logs it storable): an id out of range, a NUL or a
+    # lone surrogate in it is kept with the update's error and answered 200.
+    body = raw.decode(json.detect_encoding(raw), "surrogatepass")
     try:
-        outcome = handle_update(state, update, raw.decode("utf-8", "replace"), can_reply=True)
+        outcome = handle_update(state, update, body, can_reply=True)
     except BotApiError as exc:
         log.error("update %s needs redelivery: %s", update_id, exc)
         raise StarsHTTPError(
@@ -263,9 +304,10 @@ def change_subscription(subscription_id: str, action: str) -> Response:
         raise StarsHTTPError("Use .../cancel or .../enable.", error="not_found", code=404)
     # Each change is an editUserStarSubscription call: STARS_SUBSCRIPTION_RATE_LIMIT per user.
     state.subscription_limit.hit(init.user.id)
-    if not subscription_id.isdigit() or len(subscription_id) > 18:
+    sub_id = _row_id(subscription_id)
+    if sub_id is None:
         raise SubscriptionNotFound()
-    sub = get_subscription(state, int(subscription_id), init.user.id)
+    sub = get_subscription(state, sub_id, init.user.id)
     sub = set_canceled(state, sub, action == "cancel")
     return jsonify(subscription_schema.dump(_subscription_json(sub)))
 

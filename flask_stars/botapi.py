@@ -1,14 +1,17 @@
 """The Bot API calls flask_stars makes, through the host's (or its own) ``TeleBot``.
 
 Each method turns telebot's and requests' failures into one ``BotApiError`` carrying
-Telegram's ``error_code``, its ``retry_after`` when it sent one, and whether the call timed
-out, so callers decide about retries from facts and not from exception types.
+Telegram's ``error_code``, its ``retry_after`` when it sent one, whether an answer came at
+all (``answered``: False when the server could not be reached or the call timed out) and
+whether the call timed out, so callers decide about retries, and say what happened, from
+facts and not from exception types.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 from telebot import apihelper, types
@@ -69,9 +72,37 @@ def _call(method: str, fn: Callable[[], T]) -> T:
     except apihelper.ApiException as exc:
         raise BotApiError(method, str(exc)) from exc
     except requests.Timeout as exc:
-        raise BotApiError(method, "timed out", timeout=True) from exc
+        raise BotApiError(method, _no_answer(exc, "timed out"), timeout=True, answered=False) from exc
     except requests.RequestException as exc:
-        raise BotApiError(method, f"unreachable: {exc.__class__.__name__}") from exc
+        raise BotApiError(method, _no_answer(exc, exc.__class__.__name__), answered=False) from exc
+
+
+def _no_answer(exc: requests.RequestException, fallback: str) -> str:
+    """Why no answer came, in a few words: the server and the system's reason.
+
+    Never the URL itself: it holds the bot token (``/bot<token>/<method>``).
+    """
+    reason = fallback
+    if not isinstance(exc, requests.Timeout):
+        seen: set[int] = set()
+        todo: list[BaseException] = [exc]
+        while todo:  # requests -> urllib3's MaxRetryError -> NewConnectionError -> the OSError
+            current = todo.pop(0)
+            if id(current) in seen:
+                continue
+            seen.add(id(current))
+            if isinstance(current, OSError):
+                # "Connection refused", "Name or service not known", or http.client's
+                # "Remote end closed connection without response": none holds the URL.
+                told = current.strerror or (str(current) if type(current).__module__ == "http.client" else "")
+                if told:
+                    reason = told
+                    break
+            linked = [*current.args, getattr(current, "reason", None), current.__cause__, current.__context__]
+            todo.extend(e for e in linked if isinstance(e, BaseException))
+    url = exc.request.url if exc.request is not None else None
+    host = urlsplit(url).netloc.rpartition("@")[2] if isinstance(url, str) else ""
+    return f"{host}: {reason}" if host else reason
 
 
 def _header_retry_after(headers: Any) -> int | None:

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 from telebot import types
 
-from .errors import BotApiError, MissingCallbackError, RateLimited
+from . import metrics
+from .errors import BotApiError, MissingCallbackError, RateLimited, RateLimitUnavailable
 from .messages import message
 from .orders import open_invoice, pending_order
 from .state import get_state
@@ -47,7 +48,8 @@ def send_pack_invoice(
     Counts against the user's invoice limit (``state.invoice_limit``, shared with the Mini
     App's ``POST /stars/invoice``) before anything is sent; past it, raises ``RateLimited``
     and sends nothing, so a user pressing a button in a loop cannot push the bot into
-    Telegram's 429s.
+    Telegram's 429s. When the limit's storage cannot be reached, raises
+    ``RateLimitUnavailable`` and sends nothing either (fail-closed, as the Mini App's 503).
     """
     state.invoice_limit.hit(user_id)
     pack = state.packs.get(pack_id)
@@ -69,6 +71,14 @@ def send_pack_invoice(
         return
     order, _ = pending_order(state, user_id, pack)
     state.gateway.send_invoice(chat_id, order, pack)
+
+
+def _tell(state: StarsState, chat_id: int, text: str) -> None:
+    """Send one short line; if Telegram fails too, the log is all that is left."""
+    try:
+        state.gateway.send_message(chat_id, text)
+    except BotApiError as exc:
+        log.error("could not tell chat %s why nothing was sent: %s", chat_id, exc)
 
 
 def register_buy_command(bot: TeleBot, app: Flask) -> None:
@@ -98,6 +108,9 @@ def register_buy_command(bot: TeleBot, app: Flask) -> None:
                 state.gateway.send_message(
                     msg.chat.id, message("rate_limited", lang, seconds=exc.retry_after)
                 )
+            except RateLimitUnavailable as exc:
+                metrics.rate_limit_unavailable(state, exc.limit)  # logged where it was raised
+                _tell(state, msg.chat.id, message("limit_unavailable", lang))
             except BotApiError as exc:
                 log.error("/%s failed: %s", command, exc)
 
@@ -115,6 +128,9 @@ def register_buy_command(bot: TeleBot, app: Flask) -> None:
                 # needs anyway), with a short notice: no invoice, no extra message.
                 log.info("button from user %s: over the invoice limit", call.from_user.id)
                 notice = message("rate_limited", lang, seconds=exc.retry_after)
+            except RateLimitUnavailable as exc:
+                metrics.rate_limit_unavailable(state, exc.limit)  # logged where it was raised
+                notice = message("limit_unavailable", lang)
             except BotApiError as exc:
                 log.error("buying %s from the chat failed: %s", pack_id, exc)
             except Exception:

@@ -19,12 +19,15 @@ import sqlalchemy as sa
 from flask import Blueprint, current_app
 from flask.cli import with_appcontext
 
+from . import audit, binding
+from .archive import archive_update
+from .audit import cli_actor
 from .botapi import PAYMENT_UPDATES
-from .errors import BotApiError, StarsError
+from .errors import BotApiError, StarsError, UpdateNotArchivable, UpdateNotFound
 from .ledger import due_refunds
 from .ledger import refund as refund_payment
 from .migrations import upgrade
-from .models import Order, Payment, Subscription, utcnow
+from .models import Order, Payment, Subscription, UpdateLog, utcnow
 from .reconcile import ReconcileReport
 from .reconcile import reconcile as run_reconcile
 from .retention import prune_updates
@@ -36,14 +39,18 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def stars_errors(fn: F) -> F:
-    """Turn a domain error into one clear line and exit code 1."""
+    """Turn a domain error into one clear line and exit code 1.
+
+    A Bot API failure says which it was: "Telegram said: ..." when Telegram answered with
+    an error, "Telegram could not be reached (...)" when no answer came.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except BotApiError as exc:
-            raise click.ClickException(f"Telegram said: {exc.description}") from None
+            raise click.ClickException(exc.summary) from None
         except StarsError as exc:
             raise click.ClickException(exc.message) from None
 
@@ -118,36 +125,121 @@ def delete_webhook() -> None:
 @stars_errors
 @click.argument("update_ids", nargs=-1, type=int)
 @click.option(
+    "--row",
+    "rows",
+    multiple=True,
+    type=int,
+    help="A stars_updates row id to replay (repeatable): a polling bot's update has no UPDATE_ID.",
+)
+@click.option(
     "--failed",
     is_flag=True,
-    help="Replay spooled updates and every logged payment update not yet processed.",
+    help="Replay spooled updates and every failed update (not processed, not archived).",
 )
-def replay(update_ids: tuple[int, ...], failed: bool) -> None:
-    """Handle logged payment updates again (exactly-once holds: a done charge is skipped)."""
-    if not update_ids and not failed:
-        raise click.UsageError("give UPDATE_ID... or --failed")
-    total = errors = 0
-    for label, result in replay_updates(get_state(), update_ids, failed=failed):
+def replay(update_ids: tuple[int, ...], rows: tuple[int, ...], failed: bool) -> None:
+    """Handle logged payment updates again (exactly-once holds: a done charge is skipped).
+
+    Prints each update's outcome. One still not applied afterwards (kept again with its
+    error, or its handling raised) is "failed", and the command exits 1. Each replay is
+    recorded in the audit trail with your OS user name.
+    """
+    if not update_ids and not rows and not failed:
+        raise click.UsageError("give UPDATE_ID..., --row ROW_ID or --failed")
+    total = failures = 0
+    for result in replay_updates(get_state(), update_ids, rows=rows, failed=failed, actor=cli_actor()):
         total += 1
-        if isinstance(result, Exception):
-            errors += 1
-            click.echo(f"{label}: failed: {result}", err=True)
+        if result.ok:
+            click.echo(f"{result.label}: {result.detail}")
         else:
-            click.echo(f"{label}: {result.detail}")
-    click.echo(f"replayed {total - errors} of {total} update(s)")
-    if errors:
+            failures += 1
+            click.echo(f"{result.label}: failed: {result.detail}", err=True)
+    if not failures:
+        click.echo(f"replayed {total} of {total} update(s)")
+        return
+    click.echo(
+        f"replayed {total - failures} of {total} update(s); {failures} failed: fix the cause and "
+        "replay again, or archive it (flask stars archive ROW_ID --reason TEXT)",
+        err=True,
+    )
+    raise SystemExit(1)
+
+
+@click.command("archive")
+@with_appcontext
+@stars_errors
+@click.argument("row_ids", nargs=-1, type=int, required=True)
+@click.option(
+    "--reason",
+    required=True,
+    help="Why it needs no replay (kept with the row and in the audit trail with your OS user name).",
+)
+def archive(row_ids: tuple[int, ...], reason: str) -> None:
+    """Archive failed updates (their stars_updates row ids; see flask stars updates).
+
+    An archived update stays in stars_updates with who archived it, when and why, and no
+    longer counts as failed: not in replay --failed, the dashboard's warning or the
+    flask_stars_failed_updates gauge. `flask stars replay --row ROW_ID` still replays it.
+    Only a failed update can be archived; the command exits 1 if any was refused.
+    """
+    if not reason.strip():
+        raise click.BadParameter("give a reason", param_hint="--reason")
+    state, actor = get_state(), cli_actor()
+    refused = 0
+    for row_id in row_ids:
+        try:
+            row = archive_update(state, row_id, reason=reason, actor=actor)
+        except (UpdateNotFound, UpdateNotArchivable) as exc:
+            refused += 1
+            click.echo(f"row {row_id}: refused: {exc.message}", err=True)
+            continue
+        update = row.update_id if row.update_id is not None else "(no update_id)"
+        click.echo(f"row {row_id}: archived ({row.kind}, update {update})")
+    if refused:
         raise SystemExit(1)
 
 
+@click.command("updates")
+@with_appcontext
+@stars_errors
+@click.option("--archived", is_flag=True, help="Archived updates (who, when, why) instead of failed ones.")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+def updates_cmd(archived: bool, limit: int, as_json: bool) -> None:
+    """Failed updates (to replay or archive), newest first, with their row ids and errors."""
+    where = UpdateLog.archived_at.is_not(None) if archived else UpdateLog.failed()
+    stmt = sa.select(UpdateLog).where(where).order_by(UpdateLog.id.desc()).limit(limit)
+    rows = []
+    for u in get_state().session.scalars(stmt):
+        row: dict[str, Any] = {
+            "row": u.id,
+            "update_id": "" if u.update_id is None else u.update_id,
+            "kind": u.kind,
+            "received_at": u.received_at.isoformat(timespec="seconds"),
+            "attempts": u.attempts,
+        }
+        if archived:
+            row.update(
+                processed=u.processed,
+                archived_at=u.archived_at.isoformat(timespec="seconds") if u.archived_at else "",
+                archived_by=u.archived_by or "",
+                reason=u.archived_reason or "",
+            )
+        else:
+            row["error"] = u.error or "" if as_json else (u.error or "")[:80]
+        rows.append(row)
+    _rows(rows, as_json)
+
+
 def _refund_one(state: StarsState, charge_id: str, reason: str | None) -> Payment:
-    """``ledger.refund``, with a failure of the host's code (the debit callback) as one line.
+    """``ledger.refund`` as the OS user (audit trail), with a failure of the host's code (the
+    debit callback) as one line.
 
     ``ledger.refund`` rolls the ledger back when the debit callback (or the database)
     fails, so the payment stays as it was; Telegram may already have given the Stars back,
     and running the command again then finishes it (``CHARGE_ALREADY_REFUNDED`` is fine).
     """
     try:
-        return refund_payment(state, charge_id, reason)
+        return refund_payment(state, charge_id, reason, actor=cli_actor())
     except StarsError:
         raise
     except Exception as exc:
@@ -164,7 +256,9 @@ def _refund_one(state: StarsState, charge_id: str, reason: str | None) -> Paymen
 @stars_errors
 @click.argument("charge_id", required=False)
 @click.option(
-    "--reason", default=None, help="Why (kept in the log and sent with the payment_refunded signal)."
+    "--reason",
+    default=None,
+    help="Why (kept in the audit trail with your OS user name, sent with the payment_refunded signal).",
 )
 @click.option("--due", is_flag=True, help="Finish every due refund of a second payment for a paid order.")
 def refund(charge_id: str | None, reason: str | None, due: bool) -> None:
@@ -190,9 +284,12 @@ def reconcile(dry_run: bool, full: bool, as_json: bool) -> None:
     """Match Telegram's Stars transactions (getStarTransactions) against the ledger.
 
     Credits paid invoices whose webhook never arrived (through the webhook's own code,
-    exactly once), applies refunds the ledger missed, and reports what it cannot match.
-    Each run (not --dry-run) is recorded in stars_reconcile_runs, a failed one with its
-    error; the dashboard's Reconcile page lists them.
+    exactly once, dated when Telegram charged them), applies refunds the ledger missed,
+    and reports what it cannot match. It resumes at this bot's saved position after
+    checking that Telegram still lists the same transaction there; if not, it reads from
+    the start and prints a warning. Each run (not --dry-run) is recorded in
+    stars_reconcile_runs and the audit trail (as your OS user); the dashboard's Reconcile
+    page lists them. While another run is under way it exits 1 and says which.
     """
     tty = sys.stdout.isatty() and not as_json
 
@@ -203,17 +300,35 @@ def reconcile(dry_run: bool, full: bool, as_json: bool) -> None:
         elif not as_json:
             click.echo(line)
 
-    report = run_reconcile(get_state(), dry_run=dry_run, full=full, on_page=progress)
+    state = get_state()
+    report = run_reconcile(state, dry_run=dry_run, full=full, on_page=progress, actor=cli_actor())
     if tty:
         click.echo()
     if as_json:
-        body = {key.replace(" ", "_"): value for key, value in report.rows()}
-        click.echo(json.dumps({**body, "dry_run": dry_run, "unmatched_examples": report.examples}, indent=2))
+        body: dict[str, Any] = {key.replace(" ", "_"): value for key, value in report.rows()}
+        body.update(
+            dry_run=dry_run,
+            run_id=report.run_id,
+            outcome=report.outcome,
+            warning=report.warning,
+            note=report.note,
+            saved_offset=report.saved_offset,
+            start_offset=report.start_offset,
+            end_offset=report.end_offset,
+            unmatched_examples=report.examples,
+        )
+        click.echo(json.dumps(body, indent=2))
         return
     title = "reconcile (dry run: nothing changed)" if dry_run else "reconcile"
     _rows([{title: label, "count": value} for label, value in report.rows()], False)
     for example in report.examples:
         click.echo(f"  unmatched {example['id']}: {example['amount']} Stars, {example['why']}")
+    run = "dry run" if dry_run else f"run {report.run_id}"
+    click.echo(f"{run}: positions {report.start_offset} to {report.end_offset} of {state.bot_identity}")
+    if report.warning:
+        click.echo(f"Warning: {report.warning}")
+    if report.note:
+        click.echo(f"Note: {report.note}")
 
 
 @click.command("prune")
@@ -337,6 +452,57 @@ def migrate(revision: str) -> None:
     click.echo(f"flask_stars tables are at {revision}")
 
 
+@click.command("hand-over")
+@with_appcontext
+@stars_errors
+@click.option("--yes", is_flag=True, help="Hand the tables over (without it, only say what would change).")
+def hand_over(yes: bool) -> None:
+    """Hand this database's stars_* tables over to this app's bot, keeping every row.
+
+    The tables belong to one bot in one environment (production, Telegram's test server or
+    the sandbox), recorded on their first use; an app of another bot or environment is
+    refused on them. After a deliberate move (the test server's bot goes live, a new bot
+    takes over the shop), stop every app of the old bot and run this with the new bot's
+    config: it records the new bot, keeps every row, says from which bot to which and
+    records it in the audit trail with your OS user name. A new token of the same bot
+    (BotFather's revoke) needs no hand-over. Without --yes it explains and changes nothing.
+    """
+    state = get_state()
+    identity = state.bot_identity
+    new = binding.describe(identity.key)
+    engine = state.database.engine
+    state.database.ensure_tables(engine)
+    recorded = binding.bound_key(engine)
+    if recorded == identity.key:
+        click.echo(f"The stars_* tables already belong to {new}: nothing to hand over.")
+        return
+    if not yes:
+        if recorded is None:
+            click.echo(
+                f"No bot is recorded for these stars_* tables yet: their first use records {new} "
+                "(--yes records it now). Nothing changed."
+            )
+        else:
+            click.echo(
+                f"The stars_* tables belong to {binding.describe(recorded)}; this app speaks for "
+                f"{new}. `flask stars hand-over --yes` hands them to {new}: every row stays "
+                "(payments, orders, updates, the audit trail), and apps of the old bot are "
+                "refused on them from then on (stop them first). Nothing changed."
+            )
+        return
+    previous = binding.hand_over(engine, identity)
+    state.database.check_again()
+    old = "no bot" if previous is None else binding.describe(previous)
+    audit.record(
+        state,
+        audit.cli_actor(),
+        audit.REBIND,
+        target=identity.key,
+        detail=f"from {previous or 'none'} to {identity.key}",
+    )
+    click.echo(f"The stars_* tables were handed over from {old} to {new}; every row is kept.")
+
+
 @click.command("sandbox")
 @with_appcontext
 @stars_errors
@@ -365,6 +531,8 @@ def sandbox(host: str, port: int, mini_app: str) -> None:
     # worthless to the real bot, in HMAC and in ed25519 mode alike.
     init_data_key = new_ed25519_key()
     state.use_sandbox_token(SANDBOX_TOKEN, init_data_public_key=ed25519_public_key_hex(init_data_key))
+    # Before anything serves: tables of a real bot refuse the sandbox's (OtherBotsTables).
+    state.database.ensure_ready()
     emulator = Sandbox(token=SANDBOX_TOKEN).start()
     state.use_api_url(emulator.url)
     page = attach_sandbox(
@@ -444,6 +612,8 @@ COMMANDS = (
     webhook_info,
     delete_webhook,
     replay,
+    archive,
+    updates_cmd,
     refund,
     reconcile,
     prune,
@@ -452,6 +622,7 @@ COMMANDS = (
     subscriptions_cmd,
     subscription_cmd,
     migrate,
+    hand_over,
     sandbox,
     payments,
     orders,

@@ -1,14 +1,19 @@
-"""Every ``STARS_*`` config key, its default and what it means: the one list of them.
+"""Every ``STARS_*`` config key, its default, its parser and what it means: the one table
+of them (``KEYS``).
 
 ``init_app`` sets each default with ``app.config.setdefault`` and then reads the values
-into a frozen ``Settings``, checking them, so a mistake fails when the app starts and
-not when the first customer pays.
+into a frozen ``Settings``, each through its key's parser, so a mistake fails when the
+app starts and not when the first customer pays. Nothing is read by truthiness: a flag
+is True or False, a number is a number, and "false" is an error that names its key.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
+import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,87 +22,272 @@ from .errors import StarsConfigError
 
 MiB = 1024 * 1024
 
-#: key: (default, meaning). ``None`` means "not set".
-CONFIG_KEYS: dict[str, tuple[Any, str]] = {
-    "STARS_BOT_TOKEN": (None, "bot token (unless a TeleBot is passed as bot=)"),
-    "STARS_PACKS": (None, "the catalogue: a list of dicts or Pack objects"),
-    "STARS_CREDIT_CALLBACK": (None, 'callable or "module:attr" crediting a paid order'),
-    "STARS_DEBIT_CALLBACK": (None, 'callable or "module:attr" run once when a payment is refunded'),
-    "STARS_WEBHOOK_SECRET": (
+#: Reads one key: ``parse(key, value)`` checks the configured value and returns what
+#: ``Settings`` keeps, or raises ``StarsConfigError`` naming the key.
+Parser = Callable[[str, Any], Any]
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    """One ``STARS_*`` key: its default, how it is read, and what it means.
+
+    ``parse`` is None for the keys another part reads (the catalogue in ``packs``, the
+    callbacks with ``resolve_callable``); every other value goes through its parser, so
+    nothing is read by truthiness ("false" is not True).
+    """
+
+    default: Any
+    parse: Parser | None
+    meaning: str
+
+
+# --- parsers: each checks one key's value (what a value means with others: read_settings) ---
+
+
+def _flag(key: str, value: Any) -> bool:
+    """A key that must be exactly True or False (a string such as "false" would be true)."""
+    if not isinstance(value, bool):
+        raise StarsConfigError(f"{key} must be True or False, got {value!r}")
+    return value
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+def _positive_int(key: str, value: Any) -> int:
+    if not _is_int(value) or value <= 0:
+        raise StarsConfigError(f"{key} must be a positive whole number, got {value!r}")
+    return int(value)
+
+
+def _whole_number(key: str, value: Any) -> int:
+    if not _is_int(value) or value < 0:
+        raise StarsConfigError(f"{key} must be a whole number (0 or more), got {value!r}")
+    return int(value)
+
+
+def _positive_seconds(key: str, value: Any) -> float:
+    if not _is_number(value) or value <= 0:
+        raise StarsConfigError(f"{key} must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def _optional_seconds(key: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if not _is_number(value) or value <= 0:
+        raise StarsConfigError(f"{key} must be a positive number of seconds, or None, got {value!r}")
+    return float(value)
+
+
+def _optional_days(key: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if not _is_int(value) or value <= 0:
+        raise StarsConfigError(f"{key} must be a positive whole number of days, or None, got {value!r}")
+    return int(value)
+
+
+def _rate(key: str, value: Any) -> str | None:
+    """A ``limits`` rate such as ``"10/minute"``, or None (no limit)."""
+    from limits import parse
+
+    if value is None or value == "":
+        return None
+    try:
+        if not isinstance(value, str):
+            raise ValueError(value)
+        parse(value)
+    except ValueError:
+        raise StarsConfigError(f"{key}={value!r} is not a rate such as '10/minute'") from None
+    return value
+
+
+def _one_of(*choices: str) -> Parser:
+    def parse(key: str, value: Any) -> str:
+        if not isinstance(value, str) or value not in choices:
+            raise StarsConfigError(f"{key} must be " + " or ".join(f'"{c}"' for c in choices))
+        return value
+
+    return parse
+
+
+def _token(key: str, value: Any) -> str:
+    if not value or not isinstance(value, str):
+        raise StarsConfigError(
+            f"{key} is not set: give the bot token from @BotFather (or pass bot=TeleBot(...) to FlaskStars)"
+        )
+    return value
+
+
+def _secrets(key: str, value: Any) -> tuple[str, ...] | None:
+    """The webhook secrets, or None: derived from the token (``read_settings``)."""
+    if value is None:
+        return None
+    items = (value,) if isinstance(value, str) else tuple(value) if isinstance(value, (list, tuple)) else ()
+    if not items or not all(isinstance(s, str) and s for s in items):
+        raise StarsConfigError(f"{key} must be a non-empty string or list of strings")
+    allowed = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+    for secret in items:
+        if len(secret) > 256 or not set(secret) <= allowed:
+            raise StarsConfigError(f"{key}: Telegram accepts 1-256 characters of A-Z a-z 0-9 _ -")
+    return items
+
+
+def _public_key(key: str, value: Any) -> str | None:
+    return check_public_key(value)
+
+
+def _api_url(key: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not (isinstance(value, str) and value.startswith(("http://", "https://"))):
+        raise StarsConfigError(f"{key} must be an http(s) base URL such as http://127.0.0.1:8081")
+    return value.rstrip("/")
+
+
+def _command(key: str, value: Any) -> str | None:
+    """A bot command: what Telegram's clients mark as one (1-32 of A-Z a-z 0-9 _), or None."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_]{1,32}", value.strip("/")):
+        raise StarsConfigError(f"{key} must be a command name such as 'buy_stars', or None")
+    return value.strip("/")
+
+
+def _storage_uri(key: str, value: Any) -> str:
+    if not isinstance(value, str) or "://" not in value:
+        # The value is not repeated: it may hold a password.
+        raise StarsConfigError(f"{key} must be a storage URI such as 'memory://' or 'redis://host:6379'")
+    return value
+
+
+def _folder(key: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+        raise StarsConfigError(f"{key} must be a folder path, or None, got {value!r}")
+    return str(os.fspath(value))
+
+
+#: Every ``STARS_*`` key, once: ``ConfigKey(default, parser, meaning)``. ``None`` as a
+#: default means "not set". ``init_app`` sets the defaults and ``read_settings`` walks
+#: this table; the README's "Configuration" says the same.
+KEYS: dict[str, ConfigKey] = {
+    "STARS_BOT_TOKEN": ConfigKey(None, _token, "bot token (unless a TeleBot is passed as bot=)"),
+    "STARS_PACKS": ConfigKey(None, None, "the catalogue: a list of dicts or Pack objects"),
+    "STARS_CREDIT_CALLBACK": ConfigKey(None, None, 'callable or "module:attr" crediting a paid order'),
+    "STARS_DEBIT_CALLBACK": ConfigKey(
+        None, None, 'callable or "module:attr" run once when a payment is refunded'
+    ),
+    "STARS_WEBHOOK_SECRET": ConfigKey(
         None,
+        _secrets,
         "X-Telegram-Bot-Api-Secret-Token value(s); derived from the token when None",
     ),
-    "STARS_INIT_DATA_MAX_AGE": (86400, "seconds a Mini App initData stays valid"),
-    "STARS_INIT_DATA_VALIDATION": ("hmac", '"hmac" (with the bot token) or "ed25519" (third-party)'),
-    "STARS_INIT_DATA_PUBLIC_KEY": (
+    "STARS_INIT_DATA_MAX_AGE": ConfigKey(86400, _positive_int, "seconds a Mini App initData stays valid"),
+    "STARS_INIT_DATA_VALIDATION": ConfigKey(
+        "hmac", _one_of("hmac", "ed25519"), '"hmac" (with the bot token) or "ed25519" (third-party)'
+    ),
+    "STARS_INIT_DATA_PUBLIC_KEY": ConfigKey(
         None,
+        _public_key,
         "Ed25519 public key (hex) for ed25519 mode; Telegram's production key (its test key "
         "with STARS_TEST_ENVIRONMENT) when None",
     ),
-    "STARS_ORDER_TTL": (3600, "seconds a pending order can still be paid"),
-    "STARS_PRE_CHECKOUT_HOLD": (
+    "STARS_ORDER_TTL": ConfigKey(3600, _positive_int, "seconds a pending order can still be paid"),
+    "STARS_PRE_CHECKOUT_HOLD": ConfigKey(
         120,
+        _positive_int,
         "seconds an approved pre-checkout holds its order against a second payer",
     ),
-    "STARS_ALLOW_GIFTS": (False, "may someone other than the order's owner pay it"),
-    "STARS_API_URL": (None, "Bot API server base URL (a local server or the sandbox); Telegram's when None"),
-    "STARS_TEST_ENVIRONMENT": (
+    "STARS_ALLOW_GIFTS": ConfigKey(False, _flag, "may someone other than the order's owner pay it"),
+    "STARS_API_URL": ConfigKey(
+        None, _api_url, "Bot API server base URL (a local server or the sandbox); Telegram's when None"
+    ),
+    "STARS_TEST_ENVIRONMENT": ConfigKey(
         False,
+        _flag,
         "Telegram's test environment: Bot API calls go to /bot<token>/test/<method> (also at "
         "STARS_API_URL; process-wide, as telebot keeps it) and ed25519 initData is checked "
         "with Telegram's test key",
     ),
-    "STARS_API_TIMEOUT": (
+    "STARS_API_TIMEOUT": ConfigKey(
         None,
+        _optional_seconds,
         "seconds for Bot API calls (process-wide, as telebot keeps it); telebot's own when None",
     ),
-    "STARS_BUY_COMMAND": ("buy_stars", "bot command that offers the packs in the chat; None turns it off"),
-    "STARS_DUPLICATE_PAYMENT": ("refund", 'second payment for a paid order: "refund" or "credit"'),
-    "STARS_MAX_BODY": (1 * MiB, "largest request body the blueprint accepts (413 above)"),
-    "STARS_INVOICE_RATE_LIMIT": (
+    "STARS_BUY_COMMAND": ConfigKey(
+        "buy_stars", _command, "bot command that offers the packs in the chat; None turns it off"
+    ),
+    "STARS_DUPLICATE_PAYMENT": ConfigKey(
+        "refund", _one_of("refund", "credit"), 'second payment for a paid order: "refund" or "credit"'
+    ),
+    "STARS_MAX_BODY": ConfigKey(
+        1 * MiB, _positive_int, "largest request body the blueprint accepts (413 above)"
+    ),
+    "STARS_INVOICE_RATE_LIMIT": ConfigKey(
         "20/minute",
+        _rate,
         "invoice requests per user (a `limits` rate); None turns it off",
     ),
-    "STARS_SUBSCRIPTION_RATE_LIMIT": (
+    "STARS_SUBSCRIPTION_RATE_LIMIT": ConfigKey(
         "10/minute",
+        _rate,
         "subscription cancel/enable requests per user (a `limits` rate, its own count); None turns it off",
     ),
-    "STARS_ORDER_WAITS_PER_USER": (
+    "STARS_ORDER_WAITS_PER_USER": ConfigKey(
         2,
+        _positive_int,
         "long-polls (GET /orders/<id>?wait=N) one user may hold at once in one process",
     ),
-    "STARS_ORDER_WAITS_MAX": (
+    "STARS_ORDER_WAITS_MAX": ConfigKey(
         2,
+        _whole_number,
         "long-polls one process holds at once (keep it under the worker's threads); 0: never wait",
     ),
-    "STARS_RATE_LIMIT_STORAGE": (
+    "STARS_RATE_LIMIT_STORAGE": ConfigKey(
         "memory://",
-        "where counts live: memory:// (one process) or redis://host:6379",
+        _storage_uri,
+        "where counts live: memory:// (one process) or redis://host:6379; unreachable: 503",
     ),
-    "STARS_SPOOL_DIR": (
+    "STARS_SPOOL_DIR": ConfigKey(
         None,
+        _folder,
         "folder for money updates the database could not take; instance/stars-spool when None",
     ),
-    "STARS_ANSWER_IN_RESPONSE": (
+    "STARS_ANSWER_IN_RESPONSE": ConfigKey(
         False,
+        _flag,
         "answer pre-checkout in the webhook's reply (no Bot API round trip, no confirmation)",
     ),
-    "STARS_PRE_CHECKOUT_TIMEOUT": (
+    "STARS_PRE_CHECKOUT_TIMEOUT": ConfigKey(
         3,
+        _positive_seconds,
         "seconds a pre-checkout may wait for a locked order (PostgreSQL) before it is refused",
     ),
-    "STARS_UPDATE_RETENTION_DAYS": (
+    "STARS_UPDATE_RETENTION_DAYS": ConfigKey(
         30,
+        _optional_days,
         "days `flask stars prune` keeps handled non-money rows of stars_updates; None keeps all",
     ),
-    "STARS_CREATE_TABLES": (True, "create flask_stars' tables on first use"),
-    "STARS_SQLITE_WAL": (True, "switch a file SQLite database to WAL mode on first use"),
-    "STARS_METRICS": (
+    "STARS_CREATE_TABLES": ConfigKey(True, _flag, "create flask_stars' tables on first use"),
+    "STARS_SQLITE_WAL": ConfigKey(True, _flag, "switch a file SQLite database to WAL mode on first use"),
+    "STARS_METRICS": ConfigKey(
         False,
+        _flag,
         "Prometheus metrics (pip install 'flask-stars[metrics]'); the host exposes them "
         "(flask_stars.metrics.render_metrics or make_metrics_app)",
     ),
 }
+
+#: key: (default, meaning), the same table without its parsers.
+CONFIG_KEYS: dict[str, tuple[Any, str]] = {name: (key.default, key.meaning) for name, key in KEYS.items()}
 
 DEFAULT_API_URL = "https://api.telegram.org"
 #: Telegram's Ed25519 public keys for third-party initData validation (hex), one per
@@ -150,52 +340,6 @@ class Settings:
     metrics: bool = False
 
 
-def _positive_int(config: Mapping[str, Any], key: str) -> int:
-    value = config[key]
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise StarsConfigError(f"{key} must be a positive whole number, got {value!r}")
-    return value
-
-
-def _positive_number(config: Mapping[str, Any], key: str) -> float:
-    value = config[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise StarsConfigError(f"{key} must be a positive number of seconds, got {value!r}")
-    return float(value)
-
-
-def _optional_days(config: Mapping[str, Any], key: str) -> int | None:
-    value = config[key]
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise StarsConfigError(f"{key} must be a positive whole number of days, or None, got {value!r}")
-    return value
-
-
-def _whole_number(config: Mapping[str, Any], key: str) -> int:
-    value = config[key]
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise StarsConfigError(f"{key} must be a whole number (0 or more), got {value!r}")
-    return value
-
-
-def _rate(config: Mapping[str, Any], key: str) -> str | None:
-    """A ``limits`` rate such as ``"10/minute"``, or None (no limit)."""
-    from limits import parse
-
-    value = config[key]
-    if value is None or value == "":
-        return None
-    try:
-        if not isinstance(value, str):
-            raise ValueError(value)
-        parse(value)
-    except ValueError:
-        raise StarsConfigError(f"{key}={value!r} is not a rate such as '10/minute'") from None
-    return value
-
-
 def check_public_key(value: Any) -> str | None:
     """``STARS_INIT_DATA_PUBLIC_KEY``: None, or an Ed25519 public key as 64 hex characters.
 
@@ -218,13 +362,12 @@ def check_public_key(value: Any) -> str | None:
     return value.lower()
 
 
-def _init_data_public_key(config: Mapping[str, Any], test_environment: bool) -> str:
+def _init_data_public_key(key: str | None, test_environment: bool) -> str:
     """The key ed25519 mode checks with: the configured one, or Telegram's for the environment.
 
     Telegram signs the test environment's initData with its test key, so its production key
     configured together with ``STARS_TEST_ENVIRONMENT`` could never accept a test user.
     """
-    key = check_public_key(config["STARS_INIT_DATA_PUBLIC_KEY"])
     if test_environment and key == TELEGRAM_PUBLIC_KEYS["production"]:
         raise StarsConfigError(
             "STARS_TEST_ENVIRONMENT is on, but STARS_INIT_DATA_PUBLIC_KEY is Telegram's production "
@@ -235,83 +378,30 @@ def _init_data_public_key(config: Mapping[str, Any], test_environment: bool) -> 
     return key or TELEGRAM_PUBLIC_KEYS["test" if test_environment else "production"]
 
 
-def _flag(config: Mapping[str, Any], key: str) -> bool:
-    """A key that must be exactly True or False (a string such as "false" would be true)."""
-    value = config[key]
-    if not isinstance(value, bool):
-        raise StarsConfigError(f"{key} must be True or False, got {value!r}")
-    return value
-
-
-def _secrets(value: Any, token: str) -> tuple[str, ...]:
-    if value is None:
-        return (default_webhook_secret(token),)
-    items = (value,) if isinstance(value, str) else tuple(value)
-    if not items or not all(isinstance(s, str) and s for s in items):
-        raise StarsConfigError("STARS_WEBHOOK_SECRET must be a non-empty string or list of strings")
-    allowed = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
-    for secret in items:
-        if len(secret) > 256 or not set(secret) <= allowed:
-            raise StarsConfigError(
-                "STARS_WEBHOOK_SECRET: Telegram accepts 1-256 characters of A-Z a-z 0-9 _ -"
-            )
-    return items
+def _field(key: str) -> str:
+    """The ``Settings`` field of a key: ``STARS_ORDER_TTL`` -> ``order_ttl``."""
+    return key.removeprefix("STARS_").lower()
 
 
 def read_settings(config: Mapping[str, Any], bot_token: str | None) -> Settings:
-    """Check the ``STARS_*`` keys of ``config``; raise ``StarsConfigError`` on a mistake."""
-    token = bot_token or config.get("STARS_BOT_TOKEN")
-    if not token or not isinstance(token, str):
-        raise StarsConfigError(
-            "STARS_BOT_TOKEN is not set: give the bot token from @BotFather "
-            "(or pass bot=TeleBot(...) to FlaskStars)"
-        )
-    validation = config["STARS_INIT_DATA_VALIDATION"]
-    if validation not in ("hmac", "ed25519"):
-        raise StarsConfigError('STARS_INIT_DATA_VALIDATION must be "hmac" or "ed25519"')
-    duplicate = config["STARS_DUPLICATE_PAYMENT"]
-    if duplicate not in ("refund", "credit"):
-        raise StarsConfigError('STARS_DUPLICATE_PAYMENT must be "refund" or "credit"')
-    command = config["STARS_BUY_COMMAND"]
-    if command is not None and (not isinstance(command, str) or not command.strip("/").isidentifier()):
-        raise StarsConfigError("STARS_BUY_COMMAND must be a command name such as 'buy_stars', or None")
-    timeout = config["STARS_API_TIMEOUT"]
-    if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
-    ):
-        raise StarsConfigError("STARS_API_TIMEOUT must be a positive number of seconds, or None")
-    api_url = config["STARS_API_URL"]
-    if api_url is not None and not (isinstance(api_url, str) and api_url.startswith(("http://", "https://"))):
-        raise StarsConfigError("STARS_API_URL must be an http(s) base URL such as http://127.0.0.1:8081")
-    test_environment = _flag(config, "STARS_TEST_ENVIRONMENT")
-    return Settings(
-        bot_token=token,
-        webhook_secrets=_secrets(config["STARS_WEBHOOK_SECRET"], token),
-        init_data_max_age=_positive_int(config, "STARS_INIT_DATA_MAX_AGE"),
-        init_data_validation=validation,
-        init_data_public_key=_init_data_public_key(config, test_environment),
-        order_ttl=_positive_int(config, "STARS_ORDER_TTL"),
-        pre_checkout_hold=_positive_int(config, "STARS_PRE_CHECKOUT_HOLD"),
-        allow_gifts=bool(config["STARS_ALLOW_GIFTS"]),
-        api_url=api_url.rstrip("/") if api_url else None,
-        test_environment=test_environment,
-        api_timeout=timeout,
-        buy_command=command.strip("/") if command else None,
-        duplicate_payment=duplicate,
-        max_body=_positive_int(config, "STARS_MAX_BODY"),
-        invoice_rate_limit=config["STARS_INVOICE_RATE_LIMIT"] or None,
-        subscription_rate_limit=_rate(config, "STARS_SUBSCRIPTION_RATE_LIMIT"),
-        order_waits_per_user=_positive_int(config, "STARS_ORDER_WAITS_PER_USER"),
-        order_waits_max=_whole_number(config, "STARS_ORDER_WAITS_MAX"),
-        rate_limit_storage=config["STARS_RATE_LIMIT_STORAGE"],
-        spool_dir=config["STARS_SPOOL_DIR"],
-        pre_checkout_timeout=_positive_number(config, "STARS_PRE_CHECKOUT_TIMEOUT"),
-        answer_in_response=bool(config["STARS_ANSWER_IN_RESPONSE"]),
-        update_retention_days=_optional_days(config, "STARS_UPDATE_RETENTION_DAYS"),
-        create_tables=bool(config["STARS_CREATE_TABLES"]),
-        sqlite_wal=bool(config["STARS_SQLITE_WAL"]),
-        metrics=_flag(config, "STARS_METRICS"),
+    """Check the ``STARS_*`` keys of ``config``; raise ``StarsConfigError`` on a mistake.
+
+    Each key is read by its parser in ``KEYS`` (in the table's order, so the token is
+    checked first); then the rules between keys: the webhook secret and the initData key
+    have defaults that depend on the token and on the environment.
+    """
+    if bot_token:
+        config = {**config, "STARS_BOT_TOKEN": bot_token}  # bot=TeleBot(...) wins over the config
+    values: dict[str, Any] = {}
+    for name, key in KEYS.items():
+        if key.parse is not None:
+            values[_field(name)] = key.parse(name, config.get(name, key.default))
+    token: str = values["bot_token"]
+    values["webhook_secrets"] = values.pop("webhook_secret") or (default_webhook_secret(token),)
+    values["init_data_public_key"] = _init_data_public_key(
+        values["init_data_public_key"], values["test_environment"]
     )
+    return Settings(**values)
 
 
 def resolve_callable(value: Any, key: str) -> Callable[..., Any] | None:

@@ -12,7 +12,7 @@ import functools
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +44,9 @@ class StarsDatabase:
         self._private_engine: sa.Engine | None = None
         self._private_session: scoped_session[Session] | None = None
         self._ready_engines: set[int] = set()
-        self._ready = False  # tables made and SQLite prepared: nothing left to check per request
+        self._ready = False  # tables made, SQLite prepared, checks passed: nothing left per request
+        self._checks: list[Callable[[sa.Engine], None]] = []
+        self._generation = 0  # bumped by check_again: a check that began before is stale
         self._lock = threading.Lock()
 
     @property
@@ -57,7 +59,7 @@ class StarsDatabase:
         """The session to use now: the host's ``db.session`` or the private one."""
         fsa = self.flask_sqlalchemy
         session = fsa.session if fsa is not None else self._private()
-        self._ensure_ready()
+        self.ensure_ready()
         # The Session itself, not the scoped proxy: callers may set its attributes.
         return session()  # type: ignore[no-any-return,unused-ignore]
 
@@ -99,21 +101,50 @@ class StarsDatabase:
         if self._private_session is not None:
             self._private_session.remove()
 
-    def _ensure_ready(self) -> None:
+    def add_check(self, check: Callable[[sa.Engine], None]) -> None:
+        """Run ``check(engine)`` on first use, once the tables are current (and again after
+        ``check_again``). A check that raises refuses that use, and the next use runs it again.
+        """
+        self._checks.append(check)
+        self.check_again()
+
+    def check_again(self) -> None:
+        """Run the checks again on the next use (what they check has changed)."""
+        self._generation += 1
+        self._ready = False
+
+    def ensure_ready(self) -> None:
+        """Make the tables current and run the checks, once per process: every use after the
+        first costs one attribute read. Raises what a check raises (``StarsConfigError``).
+        """
         if self._ready:
             return
         engine = self.engine
+        with self._lock:
+            if self._ready:
+                return
+            generation = self._generation
+            self._make_tables(engine)
+            for check in self._checks:
+                check(engine)
+            self._ready = generation == self._generation
+
+    def ensure_tables(self, engine: sa.Engine | None = None) -> None:
+        """Prepare SQLite and, with ``STARS_CREATE_TABLES``, make the tables current (once per
+        engine), without the checks: for commands that must reach tables a check refuses.
+        """
+        engine = engine or self.engine
+        with self._lock:
+            self._make_tables(engine)
+
+    def _make_tables(self, engine: sa.Engine) -> None:
         if id(engine) in self._ready_engines:
             return
-        with self._lock:
-            if id(engine) in self._ready_engines:
-                return
-            if engine.dialect.name == "sqlite":
-                self._prepare_sqlite(engine)
-            if self._settings.create_tables:
-                self._create_tables(engine)
-            self._ready_engines.add(id(engine))
-            self._ready = True
+        if engine.dialect.name == "sqlite":
+            self._prepare_sqlite(engine)
+        if self._settings.create_tables:
+            self._create_tables(engine)
+        self._ready_engines.add(id(engine))
 
     @staticmethod
     def _create_tables(engine: sa.Engine) -> None:

@@ -8,6 +8,7 @@ blueprint's table in ``http_errors`` into status codes, the CLI into
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 
@@ -41,6 +42,13 @@ class MissingCallbackError(StarsConfigError):
     """No credit callback: set ``STARS_CREDIT_CALLBACK`` or decorate one with ``@stars.credit``."""
 
     error = "not_configured"
+
+
+class OtherBotsTables(StarsConfigError):
+    """The ``stars_*`` tables belong to another bot, or to this bot id in another environment
+    (``flask_stars.binding``); the message names both and the way out."""
+
+    error = "other_bots_tables"
 
 
 class NotInitialisedError(StarsError, RuntimeError):
@@ -102,11 +110,49 @@ class SubscriptionConflict(StarsError):
     default_message = "The subscription cannot be changed that way."
 
 
+class UpdateNotFound(StarsError):
+    """No row with that id in the raw update log (``stars_updates``)."""
+
+    error = "update_not_found"
+    default_message = "No such update in stars_updates."
+
+
+class UpdateNotArchivable(StarsError):
+    """Only a failed update (a payment update not processed, not archived yet) can be archived."""
+
+    error = "update_not_failed"
+    default_message = "Only a failed update can be archived."
+
+
 class OrderConflict(StarsError):
     """The order could not be made or changed because of concurrent requests; retry."""
 
     error = "order_conflict"
     default_message = "Could not create the order; please retry."
+
+
+class ReconcileBusy(StarsError):
+    """Another reconcile run is under way: runs take turns (cron and Run now, two CLIs).
+
+    ``run_id``, ``started_at`` (aware UTC) and ``started_by`` name the run under way.
+    """
+
+    error = "reconcile_busy"
+    default_message = "A reconcile run is under way; try again when it has finished."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        run_id: int | None = None,
+        started_at: datetime | None = None,
+        started_by: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        super().__init__(message, error=error)
+        self.run_id = run_id
+        self.started_at = started_at
+        self.started_by = started_by
 
 
 class RateLimited(StarsError):
@@ -120,12 +166,32 @@ class RateLimited(StarsError):
         self.retry_after = retry_after
 
 
+class RateLimitUnavailable(StarsError):
+    """The rate-limit storage (``STARS_RATE_LIMIT_STORAGE``) could not be reached.
+
+    Nothing is let through uncounted (fail-closed): the request is refused and may be
+    retried after ``retry_after`` seconds. ``limit`` names the limit (``"invoice"``,
+    ``"subscription"``).
+    """
+
+    error = "rate_limit_unavailable"
+    default_message = "Purchases are paused for a moment; try again shortly."
+
+    def __init__(self, message: str | None = None, *, limit: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.retry_after = retry_after
+
+
 class BotApiError(StarsError):
     """A Bot API call failed.
 
-    ``retry_after`` is Telegram's ``parameters.retry_after`` (seconds) when it sent one;
-    ``description`` is Telegram's text (``"Bad Request: CHARGE_ALREADY_REFUNDED"``) or the
-    transport error; ``error_code`` is Telegram's code, or None when no answer came.
+    ``answered`` tells the two kinds apart: True when the server answered with an error,
+    False when no answer came (it could not be reached, or the call timed out: then
+    ``timeout`` is True too). ``description`` is Telegram's text (``"Bad Request:
+    CHARGE_ALREADY_REFUNDED"``) or, with no answer, what went wrong (``"127.0.0.1:1:
+    Connection refused"``); ``error_code`` is Telegram's code, or None when no answer came;
+    ``retry_after`` is Telegram's ``parameters.retry_after`` (seconds) when it sent one.
     """
 
     error = "bot_api_error"
@@ -138,6 +204,7 @@ class BotApiError(StarsError):
         error_code: int | None = None,
         retry_after: int | None = None,
         timeout: bool = False,
+        answered: bool = True,
     ) -> None:
         super().__init__(f"{method}: {description}")
         self.method = method
@@ -145,3 +212,11 @@ class BotApiError(StarsError):
         self.error_code = error_code
         self.retry_after = retry_after
         self.timeout = timeout
+        self.answered = answered and not timeout
+
+    @property
+    def summary(self) -> str:
+        """One line for an operator: what Telegram said, or that it could not be reached."""
+        if self.answered:
+            return f"Telegram said: {self.description}"
+        return f"Telegram could not be reached ({self.description})"

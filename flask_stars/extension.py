@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Flask, current_app, has_app_context
 
-from . import ledger, polling
+from . import archive, ledger, polling, updates
 from . import reconcile as reconciliation
+from .audit import python_actor
 from .blueprint import stars_bp
 from .errors import NotInitialisedError
 from .packs import Pack
@@ -21,8 +22,9 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
     from telebot import TeleBot
 
-    from .models import Payment, Subscription
+    from .models import Payment, Subscription, UpdateLog
     from .reconcile import ReconcileReport
+    from .updates import Replayed
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -92,16 +94,43 @@ class FlaskStars:
 
     # --- operations (in an app context) --------------------------------------------------
 
-    def refund(self, charge_id: str, reason: str | None = None) -> Payment:
+    def refund(self, charge_id: str, reason: str | None = None, actor: str | None = None) -> Payment:
         """Refund a payment through Telegram and the ledger (debit callback once).
 
-        ``CHARGE_ALREADY_REFUNDED`` from Telegram still ends with the ledger refunded.
+        ``CHARGE_ALREADY_REFUNDED`` from Telegram still ends with the ledger refunded. The
+        refund is recorded in the audit trail with ``reason`` and ``actor`` (who asked for
+        it, e.g. ``current_user.email``; ``"python"`` when None), failed ones included.
         """
-        return ledger.refund(get_state(), charge_id, reason)
+        return ledger.refund(get_state(), charge_id, reason, actor=python_actor(actor))
 
-    def reconcile(self, *, dry_run: bool = False, full: bool = False) -> ReconcileReport:
-        """Read new Stars transactions from Telegram and mend the ledger (see ``flask stars reconcile``)."""
-        return reconciliation.reconcile(get_state(), dry_run=dry_run, full=full)
+    def reconcile(
+        self, *, dry_run: bool = False, full: bool = False, actor: str | None = None
+    ) -> ReconcileReport:
+        """Read new Stars transactions from Telegram and mend the ledger (see ``flask stars reconcile``).
+
+        The run is recorded in the audit trail by ``actor`` (``"python"`` when None; e.g. the
+        name of your scheduler's job). ``ReconcileBusy`` while another run is under way; the
+        report's ``warning`` says when the saved position did not hold (read from the start).
+        """
+        return reconciliation.reconcile(get_state(), dry_run=dry_run, full=full, actor=python_actor(actor))
+
+    def replay(
+        self,
+        update_ids: Iterable[int] = (),
+        *,
+        rows: Iterable[int] = (),
+        failed: bool = False,
+        actor: str | None = None,
+    ) -> list[Replayed]:
+        """Handle logged payment updates again (see ``flask stars replay``): a ``Replayed`` per
+        update, ``ok`` False for one still not applied afterwards. Each is recorded in the
+        audit trail by ``actor`` (``"python"`` when None)."""
+        return list(updates.replay(get_state(), update_ids, rows=rows, failed=failed, actor=actor))
+
+    def archive_update(self, row_id: int, *, reason: str, actor: str | None = None) -> UpdateLog:
+        """Archive the failed update in row ``row_id`` of ``stars_updates`` (see ``flask stars
+        archive``): kept, no longer counted as failed; recorded with ``reason`` and ``actor``."""
+        return archive.archive_update(get_state(), row_id, reason=reason, actor=actor)
 
     def cancel_subscription(self, subscription_id: int, *, cancel: bool = True) -> Subscription:
         """Stop (``cancel=True``) or resume renewing a subscription (editUserStarSubscription)."""

@@ -22,6 +22,7 @@ from .errors import (
     PackNotFound,
     PaymentNotFound,
     RateLimited,
+    RateLimitUnavailable,
     StarsError,
     SubscriptionConflict,
     SubscriptionNotFound,
@@ -87,6 +88,7 @@ STATUS_OF: dict[type[StarsError], int] = {
     RateLimited: 429,
     MissingCallbackError: 500,
     OrderConflict: 503,
+    RateLimitUnavailable: 503,
 }
 
 
@@ -110,7 +112,9 @@ def to_http(exc: StarsError) -> StarsHTTPError:
         return _bot_api_failure(exc)
     for cls, status in STATUS_OF.items():
         if isinstance(exc, cls):
-            headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+            headers = None
+            if isinstance(exc, (RateLimited, RateLimitUnavailable)):
+                headers = {"Retry-After": str(exc.retry_after)}
             if isinstance(exc, OrderConflict):
                 headers = {"Retry-After": "1"}
             return StarsHTTPError(
@@ -136,4 +140,6 @@ def _bot_api_failure(exc: BotApiError) -> StarsHTTPError:
         return StarsHTTPError(
             "Telegram did not answer in time; try again.", error="bot_api_timeout", code=502
         )
+    if not exc.answered:
+        return StarsHTTPError("Telegram could not be reached; try again.", error="bot_api_error", code=502)
     return StarsHTTPError("Telegram's Bot API failed; try again.", error="bot_api_error", code=502)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from . import signals, subscriptions
+from . import audit, signals, subscriptions
 from .db import advisory_lock, kept_after_commit, lock_for_write
 from .errors import BotApiError, PaymentNotFound
 from .messages import message
@@ -57,6 +57,11 @@ class ChargeReport:
     is_recurring: bool = False
     subscription_expiration_date: int | None = None
     raw: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    #: Set by reconcile for a payment whose webhook never came: ``paid_at`` is the date of its
+    #: Telegram transaction, ``found_at`` when reconcile found it. None on the webhook path
+    #: (paid now, not found later).
+    paid_at: datetime | None = None
+    found_at: datetime | None = None
 
 
 @dataclass
@@ -130,12 +135,12 @@ def record_payment(
         payment.status = PaymentStatus.REFUNDED
         payment.refunded_at = waiting_refund.received_at
         if payment.problem is None and order is not None:
-            _close_order(order, OrderStatus.REFUNDED, now)
+            _close_order(order, OrderStatus.REFUNDED, payment.paid_at)
         payment.problem = payment.problem or "refunded_before_paid"
     elif payment.problem is None:
         assert order is not None
         if not renewal:
-            _close_order(order, OrderStatus.PAID, now)
+            _close_order(order, OrderStatus.PAID, payment.paid_at)
         result.credited = True
     elif payment.problem == "order_already_paid":
         if state.settings.duplicate_payment == "credit":
@@ -226,7 +231,10 @@ def _pay_order_statement(catalogue: tuple[tuple[str, int], ...], lock_user: bool
 
 
 def _payment_of(report: ChargeReport, now: datetime) -> Payment:
-    """A ledger row for ``report``, paid and not credited yet, matched to no order yet."""
+    """A ledger row for ``report``, paid and not credited yet, matched to no order yet.
+
+    Paid ``now`` (the webhook's case), or when Telegram says (``report.paid_at``, reconcile's).
+    """
     return Payment(
         telegram_payment_charge_id=report.telegram_payment_charge_id,
         provider_payment_charge_id=report.provider_payment_charge_id or None,
@@ -237,7 +245,8 @@ def _payment_of(report: ChargeReport, now: datetime) -> Payment:
         invoice_payload=report.invoice_payload[:255],
         status=PaymentStatus.PAID,
         credited=False,
-        paid_at=now,
+        paid_at=report.paid_at or now,
+        found_at=report.found_at,
         update_id=report.update_id,
         raw=report.raw,
     )
@@ -250,13 +259,22 @@ def _credit(state: StarsState, payment: Payment, *, user_locked: bool = False) -
 
 
 def apply_refund(
-    state: StarsState, charge_id: str, stars: int, *, charge_locked: bool = False
+    state: StarsState,
+    charge_id: str,
+    stars: int,
+    *,
+    charge_locked: bool = False,
+    refunded_at: datetime | None = None,
+    found_at: datetime | None = None,
 ) -> Payment | None:
     """Apply a refund of ``charge_id``, once, in the caller's transaction.
 
     Debits if the payment was credited and closes its order. A refund of a charge not in
     the ledger yet is kept (``stars_refunds``) and applied when the payment is recorded.
     Returns the payment when this call refunded it, None otherwise.
+
+    The payment is refunded now, or when Telegram says (``refunded_at``: the date of the
+    refund's transaction, for a refund reconcile found, ``found_at`` being when it did).
     """
     session = state.session
     if not charge_locked:
@@ -273,7 +291,8 @@ def apply_refund(
         return None
     now = utcnow()
     payment.status = PaymentStatus.REFUNDED
-    payment.refunded_at = now
+    payment.refunded_at = refunded_at or now
+    payment.refund_found_at = found_at
     order = payment.order
     if order is not None:
         payment.attach_pack(sold_pack(state, order))
@@ -361,26 +380,86 @@ def announce_refund(state: StarsState, payment: Payment | None, reason: str | No
 # --- operations ----------------------------------------------------------------------------
 
 
-def refund(state: StarsState, charge_id: str, reason: str | None = None) -> Payment:
+def refund(
+    state: StarsState, charge_id: str, reason: str | None = None, *, actor: audit.Actor | None = None
+) -> Payment:
     """Give a payment back: refundStarPayment, then the ledger (debit callback once).
 
     Telegram's ``CHARGE_ALREADY_REFUNDED`` is not an error here: the ledger ends refunded
     either way. Refunding a payment that is already refunded does nothing. Raises
     ``PaymentNotFound`` for a charge the ledger does not know and ``BotApiError`` when
     Telegram refuses for another reason (the ledger is then unchanged).
+
+    Once it ended, the refund is recorded in the audit trail (action ``refund``, the charge
+    id, ``reason`` as given): by ``actor`` (the CLI's, the dashboard's or the Python API's;
+    flask_stars itself when None), ``ok`` or ``failed`` with the error.
     """
+    who = actor or audit.SYSTEM_ACTOR
+    done = _Refunding()
+    try:
+        detail, refunded = _refund(state, charge_id, reason, done)
+    except Exception as exc:
+        audit.record(
+            state,
+            who,
+            audit.REFUND,
+            target=charge_id,
+            reason=reason,
+            outcome=audit.FAILED,
+            detail=done.failure(exc),
+        )
+        raise
+    audit.record(state, who, audit.REFUND, target=charge_id, reason=reason, outcome=audit.OK, detail=detail)
+    announce_refund(state, refunded, reason)
+    fresh = payment_by_charge(state, charge_id)  # loaded, so it can be read after the request
+    assert fresh is not None
+    with kept_after_commit(state.session):
+        state.session.commit()  # end the read: a caller may message the buyer next
+    return fresh
+
+
+@dataclass
+class _Refunding:
+    """How far a refund got, to say what a failure left behind."""
+
+    telegram_refunded: bool = False
+
+    def failure(self, exc: Exception) -> str:
+        if isinstance(exc, BotApiError):
+            return f"{exc.summary}; the ledger is unchanged"  # said no, or could not be reached
+        if isinstance(exc, PaymentNotFound):
+            return exc.message
+        what = f"{exc.__class__.__name__}: {exc}"
+        if self.telegram_refunded:
+            # The debit callback (or the database) failed after Telegram gave the Stars back.
+            return (
+                f"Telegram gave the Stars back, but the ledger is unchanged: {what}; "
+                "refund it again to record it and debit once"
+            )
+        return f"{what}; the ledger is unchanged"
+
+
+def _refund(
+    state: StarsState, charge_id: str, reason: str | None, done: _Refunding
+) -> tuple[str, Payment | None]:
+    """``refund``'s work, committed: what it did in words, and the payment it refunded (None
+    when the ledger already had it refunded)."""
     session = state.session
     payment = payment_by_charge(state, charge_id)
     session.rollback()  # nothing stays open while Telegram is called
     if payment is None:
         raise PaymentNotFound(f"No payment {charge_id!r} in the ledger.")
+    back = f"{payment.stars} Stars back to user {payment.payer_id}"
     if payment.status == PaymentStatus.REFUNDED:
-        return payment
+        return f"already refunded ({back}): nothing done", None
+    already = False
     try:
         state.gateway.refund(payment.payer_id, charge_id)
     except BotApiError as exc:
         if "CHARGE_ALREADY_REFUNDED" not in exc.description:
             raise
+        already = True
+    done.telegram_refunded = True
     log.info("refunded %s (%s)", charge_id, reason or "no reason given")
     try:
         refunded = apply_refund(state, charge_id, payment.stars)
@@ -388,12 +467,7 @@ def refund(state: StarsState, charge_id: str, reason: str | None = None) -> Paym
     except Exception:
         session.rollback()
         raise
-    announce_refund(state, refunded, reason)
-    fresh = payment_by_charge(state, charge_id)  # loaded, so it can be read after the request
-    assert fresh is not None
-    with kept_after_commit(session):
-        session.commit()  # end the read: a caller may message the buyer next
-    return fresh
+    return back + (" (Telegram had already refunded it)" if already else ""), refunded
 
 
 def due_refund_clause() -> sa.ColumnElement[bool]:

@@ -15,6 +15,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "This order is already paid or closed.",
         "ru": "Этот заказ уже оплачен или закрыт.",
     },
+    "order_replaced": {
+        "en": "This invoice was replaced by a newer one. Open the shop again to buy.",
+        "ru": "Этот счёт заменён новым. Откройте магазин снова, чтобы купить.",
+    },
     "order_expired": {
         "en": "This invoice has expired. Please start the purchase again.",
         "ru": "Срок действия счёта истёк. Начните покупку заново.",
@@ -50,6 +54,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "rate_limited": {
         "en": "Too many purchases started. Please try again in {seconds} s.",
         "ru": "Слишком много покупок подряд. Попробуйте через {seconds} с.",
+    },
+    "limit_unavailable": {
+        "en": "Purchases are paused for a moment. Please try again in a few minutes.",
+        "ru": "Покупки ненадолго приостановлены. Попробуйте через несколько минут.",
     },
     "shop_unavailable": {
         "en": "Payments are unavailable right now. Please try again later.",

@@ -137,6 +137,13 @@ class StarsMetrics:
             ["kind"],
             registry=own,
         )
+        self.rate_limit_unavailable = counter(
+            PREFIX + "rate_limit_unavailable",
+            "Requests refused (503, or a 'try again later' in the chat) because the rate-limit "
+            "storage could not be reached, by limit (invoice, subscription)",
+            ["limit"],
+            registry=own,
+        )
         self.pre_checkout_seconds = histogram(
             PREFIX + "pre_checkout_answer_seconds",
             "Seconds from the start of a pre-checkout's decision to its answer leaving "
@@ -228,6 +235,14 @@ def pre_checkout_answered(state: StarsState, outcome: str, seconds: float) -> No
         metrics.pre_checkout_seconds.observe(seconds)
 
 
+@_logged
+def rate_limit_unavailable(state: StarsState, limit: str) -> None:
+    """A request was refused because the rate-limit storage could not be reached."""
+    metrics = _of(state)
+    if metrics is not None:
+        metrics.rate_limit_unavailable.labels(limit=limit).inc()
+
+
 class WebhookTimer:
     """Times one webhook request; set ``kind`` once the update is classified.
 
@@ -292,7 +307,7 @@ class StateCollector:
 
         describing = failed is None and spooled is None
         for name, text, value in (
-            ("failed_updates", "Payment and refund updates kept unprocessed in stars_updates", failed),
+            ("failed_updates", "Failed payment updates in stars_updates (unprocessed, not archived)", failed),
             ("spool_files", "Money updates in this host's spool folder, waiting for the database", spooled),
         ):
             if value is not None or describing:

@@ -46,8 +46,15 @@ def utcnow() -> datetime:
 
 
 def new_order_id() -> str:
-    """A random, unguessable order id (22 URL-safe characters, 128 bits)."""
-    return secrets.token_urlsafe(16)
+    """A random, unguessable order id (22 URL-safe characters, about 128 bits).
+
+    Never one starting with "-": a spreadsheet reads such a cell as a formula, so a CSV
+    export would have to change it (about 1 in 64 would; drawn again instead).
+    """
+    while True:
+        order_id = secrets.token_urlsafe(16)
+        if not order_id.startswith("-"):
+            return order_id
 
 
 class StarsModel(DeclarativeBase):

@@ -26,7 +26,9 @@ def _errors(*codes: int) -> dict[str, Any]:
         429: "too many requests of this kind from this user (Retry-After is set)",
         500: "not configured, or an update that must be redelivered",
         502: "the Bot API failed",
-        503: "the Bot API asked to wait (Retry-After is set)",
+        503: "try again after Retry-After: the Bot API asked to wait (bot_api_unavailable), the "
+        "rate-limit storage could not be reached (rate_limit_unavailable), or concurrent "
+        "requests (order_conflict)",
     }
     return {
         str(code): {
@@ -107,7 +109,13 @@ def build_spec(state: StarsState) -> dict[str, Any]:
                 "summary": "The caller's order; wait=N long-polls while it is pending",
                 "security": [{"initData": []}],
                 "parameters": [
-                    {"name": "order_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {
+                        "name": "order_id",
+                        "in": "path",
+                        "required": True,
+                        # Anything else names no order: 404.
+                        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,32}$", "maxLength": 32},
+                    },
                     {"in": "query", "schema": schemas.OrderQuerySchema},
                 ],
                 "responses": {"200": _json("Order", "the order"), **_errors(400, 401, 404)},
@@ -135,7 +143,7 @@ def build_spec(state: StarsState) -> dict[str, Any]:
                         "name": "subscription_id",
                         "in": "path",
                         "required": True,
-                        "schema": {"type": "integer"},
+                        "schema": {"type": "integer", "format": "int64", "minimum": 0},
                     },
                     {
                         "name": "action",

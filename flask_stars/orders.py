@@ -92,8 +92,9 @@ def pending_order(state: StarsState, user_id: int, pack: Pack) -> tuple[Order, b
                 with kept_after_commit(session):
                     session.commit()
                 return order, False
-            # Too old, or the pack changed: retire it (unless a payment holds it). Its
-            # invoice can still be paid and delivers what it sold.
+            # Too old, or the pack changed: retire it (unless a payment holds it). An
+            # invoice of it the buyer still holds is then refused at pre-checkout with
+            # "replaced by a newer one" (``order_replaced``), so only the new one pays.
             session.execute(
                 sa.update(Order)
                 .where(

@@ -43,6 +43,8 @@ class Pack:
                 f"{where}: stars must be a positive whole number of Stars "
                 f"(10 Stars is 10, never 1000), got {self.stars!r}"
             )
+        if not isinstance(self.subscription, bool):  # "false" would sell a monthly plan
+            raise StarsConfigError(f"{where}: subscription must be True or False, got {self.subscription!r}")
         if self.subscription and self.stars > MAX_SUBSCRIPTION_STARS:
             raise StarsConfigError(f"{where}: a subscription costs at most {MAX_SUBSCRIPTION_STARS} Stars")
         if not isinstance(self.title, str) or not 1 <= len(self.title) <= MAX_TITLE:

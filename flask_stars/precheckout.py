@@ -1,9 +1,9 @@
 """Pre-checkout: approve or refuse a buyer's Pay, taking a hold on the order.
 
 The rules (the README's "Pre-checkout rules"): the payload names one of our orders; it is
-pending and not expired; currency XTR and the order's amount; the payer is its owner
-(unless gifts are on); no other pre-checkout holds it. Nothing here commits or calls
-Telegram: ``updates`` owns the transaction and the answer.
+pending (not replaced by a newer order) and not expired; currency XTR and the order's
+amount; the payer is its owner (unless gifts are on); no other pre-checkout holds it.
+Nothing here commits or calls Telegram: ``updates`` owns the transaction and the answer.
 """
 
 from __future__ import annotations
@@ -121,6 +121,11 @@ def refusal(state: StarsState, query: PreCheckout, order: Order | None) -> str |
         return "wrong_currency"
     if query.total_amount != order.stars:
         return "wrong_amount"
+    if order.status == OrderStatus.EXPIRED:
+        # Retired by ``orders.pending_order`` for a newer order (the pack changed, or little
+        # of its time was left): its invoice is refused, saying why. Once its own time is
+        # up too, it has simply expired.
+        return "order_replaced" if order.expires_at > utcnow() else "order_expired"
     if order.status != OrderStatus.PENDING:
         return "order_not_pending"
     if query.user_id != order.user_id and not state.settings.allow_gifts:

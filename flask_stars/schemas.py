@@ -125,14 +125,44 @@ class WebhookAckSchema(Schema):
 # --- Telegram updates ----------------------------------------------------------------
 
 
-INT64 = validate.Range(min=-(2**63), max=2**63 - 1)
-POSITIVE_INT64 = validate.Range(min=1, max=2**63 - 1)
+# What the columns hold: every integer flask_stars stores from an update is a signed 64-bit
+# BIGINT (an amount a 32-bit INTEGER), every string is UTF-8 text without NUL (``Text``). An
+# update that breaks this is refused here, before any SQL runs, and kept with the reason.
+INT64_MAX = 2**63 - 1
+INT64 = validate.Range(min=-INT64_MAX - 1, max=INT64_MAX)
+POSITIVE_INT64 = validate.Range(min=1, max=INT64_MAX)
 STARS_AMOUNT = validate.Range(min=1, max=2**31 - 1)
+
+
+def unstorable_text(value: str) -> str | None:
+    """Why a text column cannot hold ``value``, or None when every database can.
+
+    A NUL character is refused by PostgreSQL; a lone surrogate (JSON ``"\\udc80"``) is not
+    UTF-8, so no driver can send it.
+    """
+    if "\x00" in value:
+        return "Contains a NUL character (\\u0000), which PostgreSQL cannot store."
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "Contains a lone surrogate, which is not UTF-8 and cannot be stored."
+    return None
+
+
+class Text(fields.String):
+    """A string that every database can store (``unstorable_text``)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text: str = super()._deserialize(value, attr, data, **kwargs)
+        problem = unstorable_text(text)
+        if problem is not None:
+            raise ValidationError(problem)
+        return text
 
 
 class TelegramUserSchema(_IgnoresUnknown):
     id = fields.Integer(required=True, strict=True, validate=POSITIVE_INT64)
-    language_code = fields.String(load_default=None)
+    language_code = Text(load_default=None)
 
 
 class ChatSchema(_IgnoresUnknown):
@@ -140,19 +170,20 @@ class ChatSchema(_IgnoresUnknown):
 
 
 class PreCheckoutQuerySchema(_IgnoresUnknown):
-    id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    id = Text(required=True, validate=validate.Length(min=1, max=64))
     from_ = fields.Nested(TelegramUserSchema, required=True, data_key="from")
-    currency = fields.String(required=True)
+    currency = Text(required=True)
     total_amount = fields.Integer(required=True, strict=True, validate=STARS_AMOUNT)
-    invoice_payload = fields.String(required=True)
+    invoice_payload = Text(required=True)
 
 
 class ChargeSchema(_IgnoresUnknown):
-    currency = fields.String(required=True)
+    # A longer currency or payload is stored cut (the ledger records it as not ours).
+    currency = Text(required=True)
     total_amount = fields.Integer(required=True, strict=True, validate=STARS_AMOUNT)
-    invoice_payload = fields.String(required=True)
-    telegram_payment_charge_id = fields.String(required=True, validate=validate.Length(min=1, max=255))
-    provider_payment_charge_id = fields.String(load_default=None, validate=validate.Length(max=255))
+    invoice_payload = Text(required=True)
+    telegram_payment_charge_id = Text(required=True, validate=validate.Length(min=1, max=255))
+    provider_payment_charge_id = Text(load_default=None, validate=validate.Length(max=255))
     is_recurring = fields.Boolean(load_default=False)
     is_first_recurring = fields.Boolean(load_default=False)
     subscription_expiration_date = fields.Integer(load_default=None, validate=INT64)
@@ -167,12 +198,22 @@ class PaymentMessageSchema(_IgnoresUnknown):
     refunded_payment = fields.Nested(ChargeSchema)
 
 
+class SubscriptionUpdateSchema(_IgnoresUnknown):
+    """Telegram's ``subscription`` update: the user cancelled or re-enabled a plan, or a
+    renewal failed."""
+
+    user = fields.Nested(TelegramUserSchema, required=True)
+    invoice_payload = Text(required=True)
+    state = Text(required=True, metadata={"example": "canceled"})
+
+
 class TelegramUpdateSchema(_IgnoresUnknown):
     """A Telegram Update, as far as flask_stars reads it (anything else goes to the bot)."""
 
-    update_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=2**63 - 1))
+    update_id = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=INT64_MAX))
     pre_checkout_query = fields.Nested(PreCheckoutQuerySchema)
     message = fields.Nested(PaymentMessageSchema)
+    subscription = fields.Nested(SubscriptionUpdateSchema)
 
 
 pack_schema = PackSchema()
@@ -185,3 +226,4 @@ order_schema = OrderSchema()
 order_query_schema = OrderQuerySchema()
 pre_checkout_query_schema = PreCheckoutQuerySchema()
 payment_message_schema = PaymentMessageSchema()
+subscription_update_schema = SubscriptionUpdateSchema()

@@ -89,10 +89,24 @@ class StarsState:
         self.metrics: Any = None
         self.blueprint_registered = False
         self.url_prefix = ""
-        #: True once a sandbox plays Telegram for this app (``use_sandbox_token``,
-        #: ``attach_sandbox``, ``flask_stars.testing.connect``): its bot is then a sandbox bot.
-        self.sandbox_run = False
+        self._sandbox_run = False
         self._resolved: dict[str, tuple[Any, PaymentCallback | None]] = {}  # config value -> callable
+
+    @property
+    def sandbox_run(self) -> bool:
+        """True once a sandbox plays Telegram for this app (``use_sandbox_token``,
+        ``attach_sandbox``, ``flask_stars.testing.connect``): its bot is then a sandbox bot.
+
+        Setting it changes ``bot_identity``, so the tables' binding is checked again on the
+        next use (``flask_stars.binding``).
+        """
+        return self._sandbox_run
+
+    @sandbox_run.setter
+    def sandbox_run(self, value: bool) -> None:
+        if value != self._sandbox_run:
+            self._sandbox_run = value
+            self.database.check_again()
 
     @property
     def bot_identity(self) -> BotIdentity:
@@ -131,7 +145,8 @@ class StarsState:
         initData check trusts, in the app's own mode: HMAC with ``token``, or in ``ed25519``
         mode ``init_data_public_key`` (set as ``STARS_INIT_DATA_PUBLIC_KEY`` and checked like
         it) in place of Telegram's key. Telegram's key never signs for the sandbox's bot id,
-        and the run's key is worthless anywhere else.
+        and the run's key is worthless anywhere else. The app is then a sandbox run
+        (``sandbox_run``): its tables must belong to the sandbox's bot, checked on the next use.
         """
         from telebot import util
 
@@ -149,6 +164,8 @@ class StarsState:
         self.bot.bot_id = util.extract_bot_id(token)
         self.bot._user = None  # telebot's cached getMe of the other bot
         self.gateway = BotGateway(self.bot)
+        self.sandbox_run = True
+        self.database.check_again()  # another bot id: the tables' binding is checked again
 
     def _configured(self, key: str) -> PaymentCallback | None:
         value = self.app.config.get(key)

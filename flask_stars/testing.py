@@ -59,8 +59,14 @@ def serve(app: Flask, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
 
 
 def connect(app: Flask, sandbox: Sandbox, base_url: str) -> str:
-    """Point the sandbox's webhook at ``app``'s ``/stars/webhook``, with its secret; returns the URL."""
+    """Point the sandbox's webhook at ``app``'s ``/stars/webhook``, with its secret; returns the URL.
+
+    The app becomes a sandbox run (``StarsState.sandbox_run``): its tables belong to the
+    sandbox's bot (``"<id>:sandbox"``, see ``flask_stars.binding``), so connect it before
+    its first request, and give apps of one database the same token.
+    """
     state = get_state(app)
+    state.sandbox_run = True
     url = base_url.rstrip("/") + state.url_prefix.rstrip("/") + "/webhook"
     sandbox.set_webhook_target(url, state.settings.webhook_secrets[0])
     return url

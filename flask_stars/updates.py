@@ -18,21 +18,37 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import DataError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    IntegrityError,
+    OperationalError,
+    SQLAlchemyError,
+    StatementError,
+)
 from telebot import types
 
-from . import ledger, metrics
-from .db import insert_unless_exists, kept_after_commit, lock_and_insert_unless_exists
+from . import audit, ledger, metrics
+from .audit import Actor, python_actor
+from .db import insert_unless_exists, kept_after_commit, lock_and_insert_unless_exists, lock_for_write
 from .errors import BotApiError, StarsError
 from .messages import message
 from .models import UpdateKind, UpdateLog, utcnow
 from .precheckout import PreCheckout, PreCheckoutDecision, decide
-from .schemas import ValidationError, payment_message_schema, pre_checkout_query_schema
+from .schemas import (
+    INT64_MAX,
+    ValidationError,
+    payment_message_schema,
+    pre_checkout_query_schema,
+    subscription_update_schema,
+    unstorable_text,
+)
 from .signals import pre_checkout_rejected
 from .subscriptions import apply_state_update
 
@@ -65,6 +81,9 @@ class Outcome:
     reply: dict[str, Any] | None = None
     #: Work that may wait until the answer is on its way (logging, signals).
     after: Callable[[], None] | None = None
+    #: The update was not applied but kept unprocessed in ``stars_updates`` (``keep_failed``),
+    #: answered 2xx all the same: a replay that ends so has failed again.
+    kept: bool = False
 
 
 # --- classify and parse -------------------------------------------------------------------
@@ -126,6 +145,16 @@ def parse_charge(msg: Any, kind: str, update_id: int | None) -> ledger.ChargeRep
     )
 
 
+def storable_text(text: str) -> str:
+    """``text`` as every database stores it: unchanged, unless it holds a NUL or a lone
+    surrogate (``schemas.unstorable_text``), which are written as their JSON escapes
+    (``\\u0000``, ``\\udc80``). In an update's JSON text those escapes mean the same, so
+    the logged body still parses to the update that arrived."""
+    if unstorable_text(text) is None:
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\u0000")
+
+
 # --- handle ---------------------------------------------------------------------------------
 
 
@@ -135,13 +164,26 @@ def handle_update(
     """Handle one update the webhook received (or a polling bot or ``replay`` hands over).
 
     Raises on anything that must make Telegram redeliver (a database error, a failing
-    credit callback); the webhook answers 500 then.
+    credit callback); the webhook answers 500 then. An update that cannot be understood
+    or stored (a field out of its column's range, a NUL, a lone surrogate) is kept in
+    ``stars_updates`` with why, and returned: a redelivery of the same bytes could never
+    do better.
     """
     kind = classify(update)
     raw_id = update.get("update_id")
     update_id = raw_id if isinstance(raw_id, int) and not isinstance(raw_id, bool) else None
-    if body is None:
-        body = json.dumps(update, ensure_ascii=False)
+    if update_id is not None and not 0 <= update_id <= INT64_MAX:
+        update_id = None  # no column holds it: the row keeps it in its body only
+    # Logged as text every database stores (a polling bot's update may hold a lone surrogate).
+    body = storable_text(json.dumps(update, ensure_ascii=False) if body is None else body)
+    if kind is not None and raw_id is not None and update_id is None:
+        bad_id = MalformedUpdate({"update_id": ["Not an update id: an integer from 0 to 2^63-1."]})
+        log.warning("update %r is malformed: %s", raw_id, bad_id.messages)
+        if kind == UpdateKind.PRE_CHECKOUT:  # too late to answer once a human looks
+            log_update(state, None, kind, body, processed=True, note=str(bad_id))
+            return Outcome(kind, "malformed")
+        keep_failed(state, None, kind, body, bad_id)
+        return Outcome(kind, "malformed: kept for replay", kept=True)
     if kind in (UpdateKind.SUCCESSFUL_PAYMENT, UpdateKind.REFUNDED_PAYMENT):
         assert kind is not None
         return handle_charge(state, kind, update["message"], update_id, body)
@@ -154,7 +196,8 @@ def handle_update(
     except MalformedUpdate as exc:
         # Recorded and answered 2xx: a redelivery of the same bytes could never do better.
         log.warning("update %s is malformed: %s", update_id, exc.messages)
-        log_update(state, update_id, kind or "other", body, processed=True, note=str(exc)[:2000])
+        note = storable_text(str(exc))[:2000]
+        log_update(state, update_id, kind or "other", body, processed=True, note=note)
         return Outcome(kind or "other", "malformed")
     return pass_to_bot(state, update)
 
@@ -242,7 +285,7 @@ def handle_charge(state: StarsState, kind: str, msg: Any, update_id: int | None,
         # Kept with its error for a human (and `replay`), answered 2xx: a redelivery of the
         # same bytes could never do better.
         keep_failed(state, update_id, kind, body, exc)
-        return Outcome(kind, "malformed: kept for replay")
+        return Outcome(kind, "malformed: kept for replay", kept=True)
     charge_id = report.telegram_payment_charge_id
     with kept_after_commit(session):  # signals read the payment after the commit
         for fast in (True, False):
@@ -263,15 +306,14 @@ def handle_charge(state: StarsState, kind: str, msg: Any, update_id: int | None,
                     continue
                 keep_failed(state, update_id, kind, body, exc)
                 raise
-            except (DataError, OverflowError) as exc:
-                # A value the database cannot store (only a forged update carries one): kept
-                # with its error and answered 2xx, never a 500 that Telegram redelivers forever.
-                log.error("update %s cannot be stored: %s", update_id, exc)
-                keep_failed(state, update_id, kind, body, exc)
-                return Outcome(kind, "unstorable: kept for replay")
             except Exception as exc:
                 keep_failed(state, update_id, kind, body, exc)
-                raise
+                if not _unstorable(state, exc):
+                    raise
+                # A value the database cannot store that the schema let through: kept with
+                # its error and answered 2xx, never a 500 that Telegram redelivers forever.
+                log.error("update %s cannot be stored: %s", update_id, exc)
+                return Outcome(kind, "unstorable: kept for replay", kept=True)
         if kind == UpdateKind.REFUNDED_PAYMENT:
             ledger.announce_refund(state, refunded)
             if refunded is None:
@@ -288,15 +330,31 @@ def handle_charge(state: StarsState, kind: str, msg: Any, update_id: int | None,
 
 
 def handle_subscription_update(state: StarsState, data: Any, update_id: int | None, body: str) -> Outcome:
-    """The user cancelled or re-enabled a plan, or a renewal failed: note the new state."""
-    fields: dict[str, Any] = data if isinstance(data, dict) else {}
-    user = fields.get("user")
-    user_id = user.get("id") if isinstance(user, dict) else None
-    payload, new_state = fields.get("invoice_payload"), fields.get("state")
-    if not isinstance(user_id, int) or not isinstance(payload, str) or not isinstance(new_state, str):
-        raise MalformedUpdate({"subscription": ["user.id, invoice_payload and state are required."]})
-    sub = apply_state_update(state, user_id, payload, new_state)
-    state.session.commit()
+    """The user cancelled or re-enabled a plan, or a renewal failed: note the new state.
+
+    One that does not validate, or holds a value the database cannot store, is kept
+    unprocessed with its error (``keep_failed``) and answered: its change was not noted.
+    A database error otherwise raises, and Telegram redelivers.
+    """
+    kind = UpdateKind.SUBSCRIPTION
+    try:
+        fields = subscription_update_schema.load(data if isinstance(data, dict) else {})
+    except ValidationError as exc:
+        malformed = MalformedUpdate({"subscription": exc.messages})
+        log.warning("update %s is malformed: %s", update_id, malformed.messages)
+        keep_failed(state, update_id, kind, body, malformed)
+        return Outcome(kind, "malformed: kept for replay", kept=True)
+    new_state = fields["state"]
+    try:
+        sub = apply_state_update(state, fields["user"]["id"], fields["invoice_payload"], new_state)
+        state.session.commit()
+    except Exception as exc:
+        if not _unstorable(state, exc):
+            _rollback_quietly(state)
+            raise
+        log.error("update %s cannot be stored: %s", update_id, exc)
+        keep_failed(state, update_id, kind, body, exc)
+        return Outcome(kind, "unstorable: kept for replay", kept=True)
     try:
         log_update(
             state, update_id, UpdateKind.SUBSCRIPTION, body, processed=True, note=None if sub else "unknown"
@@ -317,6 +375,33 @@ def pass_to_bot(state: StarsState, update: dict[str, Any]) -> Outcome:
     return Outcome("other", "passed to bot")
 
 
+def _unstorable(state: StarsState, error: BaseException) -> bool:
+    """Whether ``error`` says a value cannot be stored (``DataError``, or what the driver
+    raised converting a parameter: a lone surrogate, an int out of range), rather than a
+    database that failed, a bug, or the host's credit or debit callback (whose errors make
+    Telegram redeliver, as documented)."""
+    if _raised_by_host(state, error):
+        return False
+    if isinstance(error, DataError):
+        return True
+    if isinstance(error, DBAPIError):
+        return False  # the database: down, locked, a constraint
+    if isinstance(error, StatementError) and error.orig is not None:
+        error = error.orig  # a parameter the driver could not convert
+    return isinstance(error, (ValueError, OverflowError))  # UnicodeEncodeError is a ValueError
+
+
+def _raised_by_host(state: StarsState, error: BaseException) -> bool:
+    # The callbacks run inside StarsState.credit/debit: their frames are on the traceback.
+    callbacks = {type(state).credit.__code__, type(state).debit.__code__}
+    frame = error.__traceback__
+    while frame is not None:
+        if frame.tb_frame.f_code in callbacks:
+            return True
+        frame = frame.tb_next
+    return False
+
+
 def _rollback_quietly(state: StarsState) -> None:
     try:
         state.session.rollback()
@@ -325,6 +410,10 @@ def _rollback_quietly(state: StarsState) -> None:
 
 
 # --- the raw update log ------------------------------------------------------------------
+
+#: The log row a ``replay`` is handling now: a polling bot's update (no ``update_id``) is
+#: found by its body, and of several rows with that body this one is taken over.
+_replaying_row: ContextVar[int | None] = ContextVar("stars_replaying_row", default=None)
 
 
 def _log_values(
@@ -341,24 +430,44 @@ def _log_values(
         "processed_at": now if processed else None,
         "error": note,
         "received_at": now,
+        # Every column: PostgreSQL's locked insert (``lock_and_insert_unless_exists``) names them all.
+        "archived_at": None,
+        "archived_by": None,
+        "archived_reason": None,
     }
 
 
 def _insert_log(state: StarsState, values: dict[str, Any]) -> int | None:
-    """Insert a log row unless the same update is logged: its id, or None."""
+    """Insert a log row unless the same update is logged: its id, or None.
+
+    A row without ``update_id`` is always inserted (``ON CONFLICT`` never matches NULL):
+    callers look for its earlier row by body first (``_logged_before``).
+    """
     conn = state.session.connection()
     stmt = insert_unless_exists(conn.dialect.name, UpdateLog, LOG_KEY)
     row_id: int | None = conn.execute(stmt, values).scalar()
     return row_id
 
 
-def _logged_before(state: StarsState, values: dict[str, Any]) -> Any:
-    """The log row of the same update (id *and* body), as ``(id, processed)``."""
-    return state.session.execute(
-        sa.select(UpdateLog.id, UpdateLog.processed).where(
-            UpdateLog.update_id == values["update_id"], UpdateLog.digest == values["digest"]
-        )
-    ).one()
+def _logged_before(state: StarsState, values: dict[str, Any], *, unprocessed: bool = False) -> Any:
+    """The log row of the same update, as ``(id, processed)``; None if there is none.
+
+    With an ``update_id``: the row with that id *and* body (the unique key). Without one (a
+    polling bot's update): a row with the same body and no id, the row being replayed
+    first, then one not processed yet (a failed attempt to take over), then the oldest;
+    with ``unprocessed``, only a row not processed yet.
+    """
+    stmt = sa.select(UpdateLog.id, UpdateLog.processed).where(UpdateLog.digest == values["digest"])
+    if values["update_id"] is not None:
+        return state.session.execute(stmt.where(UpdateLog.update_id == values["update_id"])).one_or_none()
+    stmt = stmt.where(UpdateLog.update_id.is_(None))
+    if unprocessed:
+        stmt = stmt.where(UpdateLog.processed.is_(False))
+    order: list[Any] = [UpdateLog.processed, UpdateLog.id]
+    replaying = _replaying_row.get()
+    if replaying is not None:
+        order.insert(0, sa.case((UpdateLog.id == replaying, 0), else_=1))
+    return state.session.execute(stmt.order_by(*order).limit(1)).first()
 
 
 def claim_update(state: StarsState, update_id: int | None, kind: str, body: str, *, lock_key: str) -> bool:
@@ -368,12 +477,22 @@ def claim_update(state: StarsState, update_id: int | None, kind: str, body: str,
     An update is the same only if its id *and* its body match: Telegram restarts its ids at
     random after a week of silence, and a reused id must never hide a new payment. A row
     left by an earlier failed attempt is taken over (marked processed, one more attempt).
+    A polling bot's update has no id: its row is found by its body, under the charge lock
+    (the body holds the charge, so the same body is the same payment), so its replay or
+    redelivery takes over the failed row instead of adding one.
     """
     session = state.session
     values = _log_values(update_id, kind, body, processed=True, note=None)
-    if lock_and_insert_unless_exists(session, UpdateLog, LOG_KEY, values, lock_key):
-        return True
-    earlier = _logged_before(state, values)
+    if update_id is None:
+        lock_for_write(session, lock_key)
+        earlier = _logged_before(state, values)
+        if earlier is None:
+            _insert_log(state, values)
+            return True
+    else:
+        if lock_and_insert_unless_exists(session, UpdateLog, LOG_KEY, values, lock_key):
+            return True
+        earlier = _logged_before(state, values)
     if earlier.processed:
         return False
     session.execute(
@@ -389,17 +508,25 @@ def claim_update(state: StarsState, update_id: int | None, kind: str, body: str,
 def log_update(
     state: StarsState, update_id: int | None, kind: str, body: str, *, processed: bool, note: str | None
 ) -> None:
-    """Write an update to the raw log in its own transaction (a redelivery adds an attempt)."""
+    """Write an update to the raw log in its own transaction.
+
+    A redelivery (or replay) of an update whose row is not processed yet adds an attempt
+    to that row, with its new note, and marks it processed when it now is. A polling bot's
+    update (no ``update_id``) finds that row by its body.
+    """
     session = state.session
     values = _log_values(update_id, kind, body, processed=processed, note=note)
-    if not _insert_log(state, values):
-        earlier = _logged_before(state, values)
-        if not earlier.processed:
-            session.execute(
-                sa.update(UpdateLog)
-                .where(UpdateLog.id == earlier.id)
-                .values(attempts=UpdateLog.attempts + 1, error=note)
-            )
+    if update_id is None:
+        earlier = _logged_before(state, values, unprocessed=True)
+        if earlier is None:
+            _insert_log(state, values)
+    else:
+        earlier = None if _insert_log(state, values) else _logged_before(state, values)
+    if earlier is not None and not earlier.processed:
+        change: dict[str, Any] = {"attempts": UpdateLog.attempts + 1, "error": note}
+        if processed:
+            change.update(processed=True, processed_at=values["processed_at"])
+        session.execute(sa.update(UpdateLog).where(UpdateLog.id == earlier.id).values(**change))
     session.commit()
 
 
@@ -410,8 +537,11 @@ def keep_failed(state: StarsState, update_id: int | None, kind: str, body: str, 
     to the disk spool instead, without waiting on the database a second time.
     """
     _rollback_quietly(state)
-    metrics.payment_outcome(state, "failed")
-    note = f"{error.__class__.__name__}: {error}"[:2000]
+    if kind in (UpdateKind.SUCCESSFUL_PAYMENT, UpdateKind.REFUNDED_PAYMENT):
+        metrics.payment_outcome(state, "failed")
+    # Both stored whatever they hold: the error may quote the value that could not be.
+    body = storable_text(body)
+    note = storable_text(f"{error.__class__.__name__}: {error}")[:2000]
     if not isinstance(error, OperationalError):
         try:
             log_update(state, update_id, kind, body, processed=False, note=note)
@@ -424,44 +554,161 @@ def keep_failed(state: StarsState, update_id: int | None, kind: str, body: str, 
 
 # --- replay -------------------------------------------------------------------------------
 
+_INT64_MAX = 2**63 - 1  # the largest id a BIGINT column holds (a larger one names no row)
+_PRE_CHECKOUT_NOT_REPLAYED = "a pre-checkout query is not replayed (Telegram wanted its answer within 10 s)"
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """What a replay did with one update.
+
+    ``ok`` is False when the update is still not applied afterwards: its handling raised,
+    it was kept unprocessed again, or it could not be replayed at all. ``detail`` says
+    what happened (``credited``, ``duplicate update``) or why it failed (with the error
+    kept on its row). ``row_id`` is its ``stars_updates`` row, when it has one.
+    """
+
+    label: str
+    row_id: int | None
+    ok: bool
+    detail: str
+    outcome: Outcome | None = None
+    error: Exception | None = None
+
 
 def replay(
-    state: StarsState, update_ids: tuple[int, ...] = (), *, failed: bool = False
-) -> Iterator[tuple[str, Outcome | Exception]]:
-    """Handle logged payment updates again, yielding ``(label, outcome or error)`` per update.
+    state: StarsState,
+    update_ids: Iterable[int] = (),
+    *,
+    rows: Iterable[int] = (),
+    failed: bool = False,
+    actor: Actor | str | None = None,
+) -> Iterator[Replayed]:
+    """Handle logged payment updates again, yielding a ``Replayed`` per update.
 
     With ``failed``: first the spooled bodies the database could not take (each file is
-    removed once handled), then every logged payment update not yet processed. With
-    ``update_ids``: those updates. Exactly-once holds: a charge already done is skipped.
+    removed once the database holds it), then every failed update (``UpdateLog.failed()``:
+    not processed, not archived). ``update_ids`` names rows by Telegram's update id,
+    ``rows`` by their own id (a polling bot's update has no update id); an archived
+    update is replayed when named so. A name that matches no row, or a pre-checkout
+    query (too late to answer), is reported as failed.
+
+    Each update takes over its own row (a polling bot's too), never adds one; exactly-once
+    holds (a charge already done is skipped). Each replayed update is recorded in the
+    audit trail (``replay``, its row id, ok or failed) as ``actor``: an ``audit.Actor``
+    (the CLI's, the dashboard's), or the Python API caller's name (``"python"`` if None).
     """
-    session = state.session
+    who = actor if isinstance(actor, Actor) else python_actor(actor)
+    handled: set[int] = set()  # rows a spooled body just went to: not handled twice in one run
     for path in state.spool.pending() if failed else []:
         try:
             body = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             continue  # another replay took it (exactly-once holds in the ledger either way)
-        try:
-            outcome = handle_update(state, json.loads(body), body)
-        except Exception as exc:
-            _rollback_quietly(state)
-            yield f"{path.name} (spooled)", exc
+        result = _replay_body(state, f"spooled {path.name}", None, body)
+        if result.error is None:
+            path.unlink(missing_ok=True)  # the database holds it now: applied, or kept as failed
+        if result.row_id is not None:
+            handled.add(result.row_id)
+        _audit(state, who, result, result.row_id if result.row_id is not None else f"spool:{path.name}")
+        yield result
+    update_ids, rows = tuple(update_ids), tuple(rows)
+    found = _rows_to_replay(state, update_ids, rows, failed)
+    yield from _not_found(update_ids, rows, found)
+    for row_id, update_id, kind, body in found:
+        if row_id in handled:
             continue
-        path.unlink(missing_ok=True)
-        yield f"{path.name} (spooled)", outcome
-    stmt = (
-        sa.select(UpdateLog.update_id, UpdateLog.body)
-        .where(UpdateLog.kind != UpdateKind.PRE_CHECKOUT)
-        .order_by(UpdateLog.id)
-    )
+        label = f"row {row_id}" + (f" (update {update_id})" if update_id is not None else "")
+        if kind == UpdateKind.PRE_CHECKOUT:
+            yield Replayed(label, row_id, False, _PRE_CHECKOUT_NOT_REPLAYED)
+            continue
+        result = _replay_body(state, label, row_id, body)
+        _audit(state, who, result, row_id)
+        yield result
+
+
+def _rows_to_replay(
+    state: StarsState, update_ids: tuple[int, ...], rows: tuple[int, ...], failed: bool
+) -> list[Any]:
+    """``(id, update_id, kind, body)`` of the rows asked for, oldest first (read, then ended)."""
+    chosen: list[Any] = []
     if failed:
-        stmt = stmt.where(UpdateLog.processed.is_(False))
+        chosen.append(UpdateLog.failed())
+    if rows:
+        chosen.append(UpdateLog.id.in_([r for r in rows if abs(r) <= _INT64_MAX]))
     if update_ids:
-        stmt = stmt.where(UpdateLog.update_id.in_(update_ids))
-    rows = session.execute(stmt).all()
+        chosen.append(UpdateLog.update_id.in_([u for u in update_ids if abs(u) <= _INT64_MAX]))
+    if not chosen:
+        return []
+    session = state.session
+    stmt = sa.select(UpdateLog.id, UpdateLog.update_id, UpdateLog.kind, UpdateLog.body)
+    found = list(session.execute(stmt.where(sa.or_(*chosen)).order_by(UpdateLog.id)).all())
     session.rollback()
-    for update_id, body in rows:
-        try:
-            yield str(update_id), handle_update(state, json.loads(body), body)
-        except Exception as exc:
-            _rollback_quietly(state)
-            yield str(update_id), exc
+    return found
+
+
+def _not_found(update_ids: tuple[int, ...], rows: tuple[int, ...], found: list[Any]) -> Iterator[Replayed]:
+    row_ids, logged = {r.id for r in found}, {r.update_id for r in found}
+    for row_id in dict.fromkeys(rows):
+        if row_id not in row_ids:
+            yield Replayed(f"row {row_id}", None, False, "no such row in stars_updates")
+    for update_id in dict.fromkeys(update_ids):
+        if update_id not in logged:
+            yield Replayed(f"update {update_id}", None, False, "no such update in stars_updates")
+
+
+def _replay_body(state: StarsState, label: str, row_id: int | None, body: str) -> Replayed:
+    """Handle ``body`` again (taking over row ``row_id``), then read whether its row is processed."""
+    token = _replaying_row.set(row_id)
+    update: Any = None
+    try:
+        update = json.loads(body)
+        outcome = handle_update(state, update, body)
+    except Exception as exc:
+        _rollback_quietly(state)
+        if row_id is None:  # a spooled body: the row it was kept in, if the database took it
+            kept = _row_after(state, None, update, body)
+            row_id = kept.id if kept is not None else None
+        return Replayed(label, row_id, False, f"{exc.__class__.__name__}: {exc}", error=exc)
+    finally:
+        _replaying_row.reset(token)
+    # The truth is the row's: processed, or kept with an error (whatever the outcome said).
+    row = _row_after(state, row_id, update, body)
+    if row is not None:
+        row_id = row.id
+    if outcome.kept or (row is not None and not row.processed):
+        detail = f"{outcome.detail}: {row.error}" if row is not None and row.error else outcome.detail
+        return Replayed(label, row_id, False, detail or "not processed", outcome=outcome)
+    return Replayed(label, row_id, True, outcome.detail, outcome=outcome)
+
+
+def _row_after(state: StarsState, row_id: int | None, update: Any, body: str) -> Any:
+    """``(id, processed, error)`` of the log row a replay handled: row ``row_id``, or for a
+    spooled body the row of that update (None when it has none, or the read failed)."""
+    columns = sa.select(UpdateLog.id, UpdateLog.processed, UpdateLog.error)
+    try:
+        if row_id is not None:
+            return state.session.execute(columns.where(UpdateLog.id == row_id)).one_or_none()
+        raw_id = update.get("update_id") if isinstance(update, dict) else None
+        valid = isinstance(raw_id, int) and not isinstance(raw_id, bool) and 0 <= raw_id <= _INT64_MAX
+        key = _log_values(raw_id if valid else None, "", storable_text(body), processed=False, note=None)
+        earlier = _logged_before(state, key)
+        if earlier is None:
+            return None
+        return state.session.execute(columns.where(UpdateLog.id == earlier.id)).one_or_none()
+    except SQLAlchemyError:
+        log.exception("could not read whether replayed update %s is processed", row_id)
+        return None
+    finally:
+        _rollback_quietly(state)
+
+
+def _audit(state: StarsState, actor: Actor, result: Replayed, target: int | str) -> None:
+    audit.record(
+        state,
+        actor,
+        audit.REPLAY,
+        target=target,
+        outcome=audit.OK if result.ok else audit.FAILED,
+        detail=result.detail,
+    )

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask
 from telebot import TeleBot
 
+from . import binding
 from .botapi import configure_transport
 from .chat import register_buy_command
 from .config import CONFIG_KEYS, read_settings, resolve_callable
@@ -65,6 +66,7 @@ def setup_app(
         state.metrics = StarsMetrics(state)  # fails here if prometheus_client is missing
     app.extensions[EXTENSION_KEY] = state
     app.teardown_appcontext(state.database.remove)
+    binding.watch(state)  # one database, one bot: checked on the tables' first use
     if settings.buy_command:
         register_buy_command(bot, app)
     return state

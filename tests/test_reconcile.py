@@ -78,7 +78,12 @@ def test_reconcile_pages_through_many_transactions_and_remembers(shop):
     report = _reconcile(shop)
     assert report["transactions_read"] == 150 and report["missed_payments_credited"] == 150
     assert len([c for c in shop.tg.calls_to("getStarTransactions")]) == 2  # 100 + 50
-    assert shop.rows(Meta, key="reconcile_offset")[0].value == "150"
+    with shop.app.app_context():
+        position = reconciliation.saved_position(get_state())
+        key = reconciliation.position_key(get_state())
+    assert position is not None and position.offset == 150
+    assert position.last_id == shop.tg.transactions[149]["id"]  # what Telegram lists at 149
+    assert key.startswith("reconcile:123456789:") and shop.rows(Meta, key=key)  # this bot's
     assert sum(shop.balance(u) for u in range(100, 250)) == 150 * 1_000_000
 
 

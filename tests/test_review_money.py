@@ -9,9 +9,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from flask_stars.migrations import upgrade
-from flask_stars.models import Meta, Order, RefundNotice, Subscription, UpdateLog, payload_for, utcnow
+from flask_stars.models import Order, RefundNotice, Subscription, UpdateLog, payload_for, utcnow
 from flask_stars.packs import Catalogue
-from flask_stars.reconcile import OFFSET_KEY, reconcile
+from flask_stars.reconcile import Position, reconcile, save_position
 from flask_stars.state import get_state
 from tests import hostapp
 from tests.test_subscriptions import MONTHLY, _subscribe
@@ -59,8 +59,7 @@ def test_reconcile_keeps_a_refund_of_an_unseen_payment_as_a_notice(shop):
     with shop.app.app_context():
         state = get_state()
         # The payment lies before where reconciliation starts: only its refund is read.
-        state.session.merge(Meta(key=OFFSET_KEY, value="1"))
-        state.session.commit()
+        save_position(state, Position.after(1, shop.tg.transactions[0]))
         report = reconcile(state)
     assert report.refunds_noted == 1 and report.unmatched == 0
     assert [n.telegram_payment_charge_id for n in shop.rows(RefundNotice)] == [unseen.charge_id]

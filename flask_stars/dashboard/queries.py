@@ -7,6 +7,7 @@ the primary key), never by OFFSET, so a page costs the same at row 10 and row 10
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -16,8 +17,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from ..audit import ARCHIVE, REFUND, REPLAY
 from ..ledger import due_refund_clause
 from ..models import (
+    AuditEntry,
     Meta,
     Order,
     OrderStatus,
@@ -26,10 +29,11 @@ from ..models import (
     ReconcileRun,
     Subscription,
     SubscriptionState,
+    UpdateKind,
     UpdateLog,
     utcnow,
 )
-from ..reconcile import OFFSET_KEY as RECONCILE_OFFSET_KEY
+from ..reconcile import Position
 
 PAGE_SIZE = 50
 EXPORT_CHUNK = 1000
@@ -50,6 +54,19 @@ def parse_int64(value: str) -> int | None:
         return None
     number = int(value)
     return number if INT64_MIN <= number <= INT64_MAX else None
+
+
+def storable_text(value: str) -> bool:
+    """Whether ``value`` can be compared with a text column on every database: no NUL (which
+    PostgreSQL's text cannot hold, so the driver refuses it) and no lone surrogate (which
+    cannot be encoded at all)."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @dataclass
@@ -191,6 +208,11 @@ def failed_filter() -> Any:
     return UpdateLog.failed()
 
 
+def archived_filter() -> Any:
+    """Updates an operator archived (``flask stars archive``, the dashboard's Archive)."""
+    return UpdateLog.archived_at.is_not(None)
+
+
 def failed_count(session: Session) -> int:
     return int(session.scalar(sa.select(sa.func.count()).select_from(UpdateLog).where(failed_filter())) or 0)
 
@@ -201,10 +223,16 @@ def due_refund_count(session: Session) -> int:
     return int(session.scalar(count) or 0)
 
 
-def reconcile_offset(session: Session) -> int | None:
-    """How many Telegram transactions reconcile has read (None: it never ran here)."""
-    row = session.get(Meta, RECONCILE_OFFSET_KEY)
-    return int(row.value) if row is not None else None
+def reconcile_offset(session: Session, key: str) -> int | None:
+    """How many of one bot's Telegram transactions reconcile has read: the position saved
+    under ``key`` (``reconcile.position_key``); None when none is (or it cannot be read)."""
+    row = session.get(Meta, key)
+    if row is None:
+        return None
+    try:
+        return Position.loads(row.value).offset
+    except ValueError:
+        return None
 
 
 def reconcile_runs(session: Session, limit: int = 100) -> list[ReconcileRun]:
@@ -230,6 +258,18 @@ class ReconcileHealth:
     def last_failed(self) -> bool:
         """The newest run that ended, ended with an error."""
         return self.last is not None and self.last.ok is False
+
+    @property
+    def last_warning(self) -> bool:
+        """The newest run that ended finished with a warning (its saved position did not hold)."""
+        return self.last is not None and self.last.ok is True and bool(run_warning(self.last))
+
+
+def run_warning(run: ReconcileRun) -> str | None:
+    """The warning a run's report carries (``ReconcileReport.warning``), if any."""
+    report = run.report if isinstance(run.report, dict) else {}
+    warning = report.get("warning")
+    return warning if isinstance(warning, str) and warning else None
 
 
 def reconcile_health(session: Session) -> ReconcileHealth:
@@ -270,6 +310,9 @@ class PaymentFilter:
                 f.errors.append("user")
         pack = (args.get("pack") or "").strip()
         f.pack = pack[:64] or None
+        if f.pack is not None and not storable_text(f.pack):
+            f.pack = None
+            f.errors.append("pack")
         status = (args.get("status") or "").strip()
         if status:
             if status in cls.STATUSES:
@@ -289,6 +332,9 @@ class PaymentFilter:
                     continue
                 setattr(f, name, day)
         f.charge = (args.get("charge") or "").strip()[:255] or None
+        if f.charge is not None and not storable_text(f.charge):
+            f.charge = None
+            f.errors.append("charge")
         return f
 
     def query_args(self) -> dict[str, str]:
@@ -402,3 +448,70 @@ def updates_of(session: Session, payment: Payment) -> list[UpdateLog]:
             sa.select(UpdateLog).where(UpdateLog.update_id == payment.update_id).order_by(UpdateLog.id)
         )
     )
+
+
+# --- the audit trail -----------------------------------------------------------------------
+
+
+def audit_of_payment(session: Session, payment: Payment, updates: Sequence[UpdateLog]) -> list[AuditEntry]:
+    """What operators did to ``payment`` (its refunds, failed ones too) and to the update rows
+    behind it (replays, archives), newest first: one SELECT by the target index."""
+    about = [sa.and_(AuditEntry.action == REFUND, AuditEntry.target == payment.telegram_payment_charge_id)]
+    rows = [str(u.id) for u in updates]
+    if rows:
+        about.append(sa.and_(AuditEntry.action.in_((REPLAY, ARCHIVE)), AuditEntry.target.in_(rows)))
+    stmt = sa.select(AuditEntry).where(sa.or_(*about)).order_by(AuditEntry.id.desc()).limit(PAGE_SIZE)
+    return list(session.scalars(stmt))
+
+
+@dataclass
+class Activity:
+    """A keyset page of the audit trail, and the payments its refunds name (charge id -> id)."""
+
+    page: Page
+    payment_ids: dict[str, int]
+
+
+def activity(
+    session: Session, action: str | None, *, before: int | None = None, after: int | None = None
+) -> Activity:
+    """Audit entries newest first (of one ``action`` when given), a keyset page at a time,
+    and the payment id of each refund's charge (one more SELECT, by the unique charge id)."""
+    where = [AuditEntry.action == action] if action else []
+    page = keyset_page(session, AuditEntry, where, before=before, after=after)
+    charges = {e.target for e in page.rows if e.action == REFUND and e.target}
+    payment_ids: dict[str, int] = {}
+    if charges:
+        found = session.execute(
+            sa.select(Payment.telegram_payment_charge_id, Payment.id).where(
+                Payment.telegram_payment_charge_id.in_(charges)
+            )
+        )
+        payment_ids = {charge: payment_id for charge, payment_id in found}
+    return Activity(page, payment_ids)
+
+
+def audit_of_update(session: Session, row: UpdateLog) -> list[AuditEntry]:
+    """Replays and archives of the logged update ``row``, newest first."""
+    stmt = (
+        sa.select(AuditEntry)
+        .where(AuditEntry.action.in_((REPLAY, ARCHIVE)), AuditEntry.target == str(row.id))
+        .order_by(AuditEntry.id.desc())
+        .limit(PAGE_SIZE)
+    )
+    return list(session.scalars(stmt))
+
+
+def payment_of_update(session: Session, row: UpdateLog) -> Payment | None:
+    """The payment the update ``row`` paid or refunded, if the ledger has it: found by the
+    charge id in its body (the unique index), not by ``update_id`` (no index there)."""
+    if row.kind not in (UpdateKind.SUCCESSFUL_PAYMENT, UpdateKind.REFUNDED_PAYMENT):
+        return None
+    try:
+        message = json.loads(row.body).get("message") or {}
+        charge = (message.get(row.kind) or {}).get("telegram_payment_charge_id")
+    except (ValueError, AttributeError):  # a malformed update, kept as it came
+        return None
+    if not isinstance(charge, str) or not charge or not storable_text(charge):
+        return None
+    return session.scalar(sa.select(Payment).where(Payment.telegram_payment_charge_id == charge))

@@ -85,20 +85,22 @@ TEXTS: dict[str, dict[str, str]] = {
     "reconcile_runs": {"en": "Reconcile runs", "ru": "Запуски сверки"},
     "reconcile_page_note": {
         "en": "Every run of flask stars reconcile, FlaskStars.reconcile() or Run now (dry runs "
-        "aside) is recorded here; the newest 100 are kept. Read so far: {offset} transaction(s).",
+        "aside) is recorded here; the newest 100 are kept. Read so far of {bot}'s transactions: "
+        "{offset}.",
         "ru": "Здесь записан каждый запуск flask stars reconcile, FlaskStars.reconcile() или "
-        "«Запустить сейчас» (кроме пробных); хранятся последние 100. Прочитано транзакций: {offset}.",
+        "«Запустить сейчас» (кроме пробных); хранятся последние 100. Прочитано транзакций "
+        "({bot}): {offset}.",
     },
     "run_now": {"en": "Run now…", "ru": "Запустить сейчас…"},
     "reconcile_title": {"en": "Run reconcile now?", "ru": "Запустить сверку сейчас?"},
     "reconcile_explain": {
-        "en": "It reads the bot's Stars transactions from Telegram (getStarTransactions) from where "
-        "the last run stopped, as flask stars reconcile does: a payment whose webhook never arrived "
+        "en": "It reads all the bot's Stars transactions from Telegram (getStarTransactions) from "
+        "the first, as flask stars reconcile --full does: a payment whose webhook never arrived "
         "is recorded and credited once, a refund the ledger missed is applied (your debit callback "
         "once), due refunds of second payments are finished; anything else is only reported. "
         "The run is recorded below. With many new transactions it may take a while.",
-        "ru": "Она читает транзакции звёзд бота в Telegram (getStarTransactions) с места, где "
-        "остановился прошлый запуск, как flask stars reconcile: платёж, чей вебхук не дошёл, "
+        "ru": "Она читает все транзакции звёзд бота в Telegram (getStarTransactions) с первой, "
+        "как flask stars reconcile --full: платёж, чей вебхук не дошёл, "
         "записывается и зачисляется один раз, пропущенный возврат применяется (обратный вызов "
         "списания один раз), незавершённые возвраты повторных платежей завершаются; остальное только "
         "попадает в отчёт. Запуск записывается ниже. При большом числе транзакций это может занять время.",
@@ -118,6 +120,53 @@ TEXTS: dict[str, dict[str, str]] = {
     "run_ok": {"en": "ok", "ru": "успешно"},
     "run_failed": {"en": "failed", "ru": "ошибка"},
     "run_unfinished": {"en": "running or interrupted", "ru": "идёт или прерван"},
+    "run_warning": {"en": "warning", "ru": "предупреждение"},
+    "started_by": {"en": "Started by", "ru": "Кто запустил"},
+    "tx_from": {"en": "From position", "ru": "С позиции"},
+    "tx_to": {"en": "To position", "ru": "По позицию"},
+    "position_moved": {
+        "en": "Telegram no longer lists the transaction saved at position {saved} (another bot or "
+        "environment on these tables, or a sandbox that started afresh): every transaction was read "
+        "again from the start.",
+        "ru": "Telegram больше не показывает транзакцию, сохранённую на позиции {saved} (другой бот "
+        "или среда на этих таблицах либо песочница, начатая заново): все транзакции прочитаны заново "
+        "с начала.",
+    },
+    "position_past_end": {
+        "en": "The saved position {saved} is past the end of Telegram's list (another bot or "
+        "environment on these tables, or a sandbox that started afresh): every transaction was read "
+        "again from the start.",
+        "ru": "Сохранённая позиция {saved} дальше конца списка Telegram (другой бот или среда на этих "
+        "таблицах либо песочница, начатая заново): все транзакции прочитаны заново с начала.",
+    },
+    "position_unreadable": {
+        "en": "The saved position could not be read: every transaction was read from the start.",
+        "ru": "Сохранённую позицию не удалось прочитать: все транзакции прочитаны с начала.",
+    },
+    "position_legacy": {
+        "en": "The position an earlier flask_stars saved names no transaction to check it by: every "
+        "transaction was read from the start, once.",
+        "ru": "Позиция, сохранённая прежней версией flask_stars, не называет транзакцию для проверки: "
+        "все транзакции прочитаны с начала, один раз.",
+    },
+    "no_new_since": {
+        "en": "No new transactions since position {offset}.",
+        "ru": "Новых транзакций с позиции {offset} нет.",
+    },
+    "reconcile_done_warning": {
+        "en": "Reconcile ran, with a warning (the first row below): {message}",
+        "ru": "Сверка выполнена с предупреждением (первая строка ниже): {message}",
+    },
+    "reconcile_busy": {
+        "en": "A reconcile run is under way (run {id}, started {when} UTC by {who}): try again when "
+        "it has finished. A run silent for {minutes} minutes is taken as dead.",
+        "ru": "Уже идёт сверка (запуск {id}, начат {when} UTC, запустил {who}): повторите, когда она "
+        "закончится. Запуск, молчащий {minutes} мин., считается прерванным.",
+    },
+    "reconcile_warning": {
+        "en": "The last reconcile run ({when} UTC) ended with a warning: {message}",
+        "ru": "Последний запуск сверки ({when} UTC) завершился с предупреждением: {message}",
+    },
     "no_runs": {"en": "No run recorded yet.", "ru": "Запусков ещё не записано."},
     "tx_read": {"en": "Read", "ru": "Прочитано"},
     "tx_known": {"en": "Already in the ledger", "ru": "Уже в журнале"},
@@ -185,24 +234,77 @@ TEXTS: dict[str, dict[str, str]] = {
     "replay_title": {"en": "Replay these updates?", "ru": "Повторить эти обновления?"},
     "replay_explain": {
         "en": "They are handled again by the webhook's own code, as flask stars replay does: a "
-        "charge already in the ledger is skipped, so nothing is credited twice.",
+        "charge already in the ledger is skipped, so nothing is credited twice. The next page "
+        "says what became of each; one that fails again stays among the failed updates.",
         "ru": "Они обрабатываются заново кодом вебхука, как flask stars replay: платёж, который уже "
-        "есть в журнале, пропускается, поэтому ничего не зачисляется дважды.",
+        "есть в журнале, пропускается, поэтому ничего не зачисляется дважды. На следующей странице "
+        "видно, что стало с каждым; снова не удавшееся остаётся среди сбойных.",
     },
-    "replay_one": {"en": "Update {update_id} (row {row})", "ru": "Обновление {update_id} (строка {row})"},
+    "replay_one": {
+        "en": "Row {row}: {kind}, update {update_id}",
+        "ru": "Строка {row}: {kind}, обновление {update_id}",
+    },
     "replay_every": {
-        "en": "{count} spooled file(s) and every logged payment update not processed yet",
-        "ru": "Файлы в спуле ({count}) и все необработанные обновления о платежах",
+        "en": "{count} spooled file(s) and every failed payment update (archived ones aside)",
+        "ru": "Файлы в спуле ({count}) и все сбойные обновления о платежах (кроме архивных)",
     },
     "confirm_replay": {"en": "Yes, replay", "ru": "Да, повторить"},
     "replay_result": {"en": "Replayed {ok} of {total}.", "ru": "Повторено {ok} из {total}."},
+    "replay_result_failed": {
+        "en": "Replayed {ok} of {total}: {failed} failed ({names}). A failed update stays among the "
+        "failed updates with its error: fix the cause and replay it again, or archive it.",
+        "ru": "Повторено {ok} из {total}, не удалось: {failed} ({names}). Такое обновление остаётся "
+        "среди сбойных вместе с ошибкой: устраните причину и повторите его или уберите в архив.",
+    },
+    "replay_failed_one": {"en": "failed:", "ru": "не удалось:"},
+    "show_failed": {"en": "Failed", "ru": "Сбойные"},
+    "show_archived": {"en": "Archived", "ru": "В архиве"},
+    "failed_note": {
+        "en": "Payment updates whose handling failed, kept with their error. Replay applies one "
+        "(a charge already in the ledger is skipped); Archive sets aside one that needs no replay.",
+        "ru": "Обновления о платежах, обработка которых не удалась, с их ошибкой. «Повторить» "
+        "применяет обновление (платёж, уже записанный в журнал, пропускается); «В архив» откладывает "
+        "то, которое повторять не нужно.",
+    },
+    "archived_note": {
+        "en": "Failed updates an operator archived, with who, when and why: they are kept in "
+        "stars_updates and no longer count as failed. Replay still applies one.",
+        "ru": "Сбойные обновления, которые оператор убрал в архив: кто, когда и почему. Они хранятся "
+        "в stars_updates и больше не считаются сбойными. «Повторить» по-прежнему применяет их.",
+    },
+    "no_archived": {"en": "No archived updates.", "ru": "В архиве ничего нет."},
+    "archived_at": {"en": "Archived (UTC)", "ru": "В архиве с (UTC)"},
+    "archived_by": {"en": "By", "ru": "Кем"},
+    "archive_reason_col": {"en": "Why", "ru": "Почему"},
+    "archive": {"en": "Archive…", "ru": "В архив…"},
+    "archive_title": {"en": "Archive this failed update?", "ru": "Убрать это сбойное обновление в архив?"},
+    "archive_explain": {
+        "en": "It stays in stars_updates as it is, with your name, the time and your reason, and "
+        "no longer counts as failed: not in the overview's warning, the flask_stars_failed_updates "
+        "gauge or Replay all failed. Nothing is credited or refunded. It can still be replayed "
+        "(flask stars replay --row {row}).",
+        "ru": "Оно остаётся в stars_updates как есть, с вашим именем, временем и причиной, и больше "
+        "не считается сбойным: ни в предупреждении обзора, ни в метрике flask_stars_failed_updates, "
+        "ни в «Повторить все сбойные». Ничего не зачисляется и не возвращается. Его по-прежнему "
+        "можно повторить (flask stars replay --row {row}).",
+    },
+    "archive_reason": {
+        "en": "Reason (required): what was done about it, or why it needs no replay",
+        "ru": "Причина (обязательно): что с ним сделано или почему его не нужно повторять",
+    },
+    "confirm_archive": {"en": "Yes, archive it", "ru": "Да, в архив"},
+    "archive_reason_missing": {
+        "en": "Give a reason to archive it. Nothing changed.",
+        "ru": "Укажите причину, чтобы убрать его в архив. Ничего не изменено.",
+    },
+    "archive_refused": {"en": "Not archived: {why}", "ru": "Не убрано в архив: {why}"},
+    "archive_done": {
+        "en": "Archived: it is listed below and no longer counts as failed.",
+        "ru": "Убрано в архив: оно в списке ниже и больше не считается сбойным.",
+    },
     "spool": {"en": "Spool", "ru": "Спул"},
     "spool_empty": {"en": "The spool is empty.", "ru": "Спул пуст."},
     "no_failed": {"en": "No failed updates.", "ru": "Сбойных обновлений нет."},
-    "no_update_id": {
-        "en": "no update_id: use Replay all",
-        "ru": "нет update_id: повторите все",
-    },
     "state": {"en": "State", "ru": "Состояние"},
     "expires_at": {"en": "Expires", "ru": "Истекает"},
     "renewals": {"en": "Payments", "ru": "Платежей"},
@@ -233,6 +335,53 @@ TEXTS: dict[str, dict[str, str]] = {
         "ru": "Неверный фильтр пропущен: {name}",
     },
     "back": {"en": "Back", "ru": "Назад"},
+    # The audit trail: the Activity page, and the entries on a payment's and an update's page.
+    "activity": {"en": "Activity", "ru": "Журнал действий"},
+    "activity_note": {
+        "en": "What operators did: every refund, replay, archive, reconcile run and hand-over of "
+        "the tables, from the dashboard, flask stars or the Python API, failed ones too. Newest "
+        "first; times in UTC.",
+        "ru": "Что делали операторы: каждый возврат, повтор, архивирование, запуск сверки и передача "
+        "таблиц из панели, flask stars или Python API, в том числе неудачные. Новые сверху; время UTC.",
+    },
+    "audit_heading": {"en": "What operators did", "ru": "Действия операторов"},
+    "payment_audit_note": {
+        "en": "Refunds of this payment and replays or archives of the updates behind it, failed ones too.",
+        "ru": "Возвраты этого платежа, повторы и архивирование его обновлений, в том числе неудачные.",
+    },
+    "audit_none": {"en": "Nothing recorded.", "ru": "Ничего не записано."},
+    "audit_at": {"en": "When (UTC)", "ru": "Когда (UTC)"},
+    "audit_who": {"en": "Who", "ru": "Кто"},
+    "audit_action": {"en": "Action", "ru": "Действие"},
+    "audit_target": {"en": "On", "ru": "Над чем"},
+    "audit_reason": {"en": "Reason given", "ru": "Указанная причина"},
+    "audit_outcome": {"en": "Outcome", "ru": "Итог"},
+    "audit_detail": {"en": "What happened", "ru": "Что произошло"},
+    "audit_outcome_ok": {"en": "ok", "ru": "успешно"},
+    "audit_outcome_failed": {"en": "failed", "ru": "ошибка"},
+    "audit_outcome_warning": {"en": "look at it", "ru": "требует внимания"},
+    "audit_action_refund": {"en": "refund", "ru": "возврат"},
+    "audit_action_replay": {"en": "replay", "ru": "повтор"},
+    "audit_action_archive": {"en": "archive", "ru": "в архив"},
+    "audit_action_reconcile": {"en": "reconcile run", "ru": "сверка"},
+    "audit_action_rebind": {"en": "hand-over of the tables", "ru": "передача таблиц"},
+    "audit_source_cli": {"en": "flask stars", "ru": "flask stars"},
+    "audit_source_dashboard": {"en": "dashboard", "ru": "панель"},
+    "audit_source_python": {"en": "Python API", "ru": "Python API"},
+    "audit_source_system": {"en": "automatic", "ru": "автоматически"},
+    "found_by_reconcile": {
+        "en": "(Telegram's date: found by reconcile at {when} UTC, its webhook never came)",
+        "ru": "(дата Telegram: найден сверкой {when} UTC, вебхук не пришёл)",
+    },
+    "refund_found_by_reconcile": {
+        "en": "(Telegram's date: the refund was found by reconcile at {when} UTC)",
+        "ru": "(дата Telegram: возврат найден сверкой {when} UTC)",
+    },
+    "update_title": {"en": "Logged update #{row}", "ru": "Записанное обновление №{row}"},
+    "update_body": {"en": "What Telegram sent", "ru": "Что прислал Telegram"},
+    "update_open": {"en": "Logged update #{row}: its page", "ru": "Страница обновления №{row}"},
+    "update_archived": {"en": "Archived", "ru": "В архиве"},
+    "update_archived_by": {"en": "{when} UTC by {who}", "ru": "{when} UTC, {who}"},
 }
 
 

@@ -1,9 +1,11 @@
 """``dashboard_bp``: the operator's pages, mounted by the host behind its own authentication.
 
     app.register_blueprint(dashboard_bp, url_prefix="/admin", access=is_admin)
-    app.register_blueprint(dashboard_bp, url_prefix="/admin", decorator=login_required)
+    app.register_blueprint(dashboard_bp, url_prefix="/admin", decorator=login_required,
+                           actor=lambda: current_user.email)
 
-Registering without ``access=`` or ``decorator=`` raises ``StarsConfigError``. Reads are
+Registering without ``access=`` or ``decorator=`` raises ``StarsConfigError``; ``actor=``
+names the operator in the audit trail (the Activity page). Reads are
 aggregate SQL and keyset pages (``queries``); the actions that move money, refund, replay
 and reconcile's Run now, are POSTs with a CSRF token and an explicit confirmation, and go
 through the same code as ``flask stars refund`` (``ledger.refund``), ``flask stars replay``
@@ -13,11 +15,9 @@ become pages here, at the edge.
 
 from __future__ import annotations
 
-import csv
-import io
+import functools
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any, TypeVar
 
 from flask import (
@@ -33,14 +33,27 @@ from flask import (
 from flask.sansio.app import App
 from werkzeug.exceptions import BadRequest, HTTPException
 
+from .. import audit
+from ..archive import archive_update
+from ..archive import refusal as archive_refusal
 from ..db import kept_after_commit
-from ..errors import BotApiError, PaymentNotFound, StarsConfigError, StarsError
+from ..errors import (
+    BotApiError,
+    InvalidRequest,
+    PaymentNotFound,
+    ReconcileBusy,
+    StarsConfigError,
+    StarsError,
+    UpdateNotArchivable,
+    UpdateNotFound,
+)
 from ..ledger import refund as refund_payment
-from ..models import Payment, PaymentStatus, Subscription, UpdateLog
+from ..models import AuditEntry, Payment, PaymentStatus, ReconcileRun, Subscription, UpdateLog
+from ..reconcile import LEGACY, MOVED, PAST_END, UNREADABLE, position_key, stale_after
 from ..reconcile import reconcile as run_reconcile
 from ..state import StarsState, get_state
 from ..updates import replay as replay_updates
-from . import queries
+from . import export, queries
 from .charts import revenue_chart, swatch
 from .security import (
     EXTENSION_KEY,
@@ -50,33 +63,16 @@ from .security import (
     check_access,
     check_csrf,
     csrf_token,
+    current_actor,
     options,
 )
-from .texts import choose_language, text
+from .texts import TEXTS, choose_language, text
 
 log = logging.getLogger(__name__)
 Row = TypeVar("Row", Payment, UpdateLog)
 
 CONFIRM_FIELD = "confirm"
 CONFIRM_VALUE = "yes"
-CSV_FIELDS = (  # the CSV header, and the column each is read from (``Payment.id`` first)
-    ("id", Payment.id),
-    ("charge_id", Payment.telegram_payment_charge_id),
-    ("user_id", Payment.user_id),
-    ("payer_id", Payment.payer_id),
-    ("pack_id", Payment.pack_id),
-    ("stars", Payment.stars),
-    ("currency", Payment.currency),
-    ("status", Payment.status),
-    ("credited", Payment.credited),
-    ("problem", Payment.problem),
-    ("paid_at", Payment.paid_at),
-    ("refunded_at", Payment.refunded_at),
-    ("order_id", Payment.order_id),
-    ("update_id", Payment.update_id),
-)
-CSV_COLUMNS = tuple(name for name, _ in CSV_FIELDS)
-CSV_FLUSH = 200  # rows written to the client at a time
 
 
 class BadArgument(BadRequest):
@@ -141,7 +137,19 @@ def _context() -> dict[str, Any]:
     def t(key: str, **values: object) -> str:
         return text(key, lang, **values)
 
-    return {"t": t, "lang": lang, "csrf_token": csrf_token, "csrf_field": FIELD, "swatch": swatch}
+    def t_or(key: str, fallback: str) -> str:
+        """The text ``key``, or ``fallback`` when there is none (a value recorded by a newer version)."""
+        return text(key, lang) if key in TEXTS else fallback
+
+    return {
+        "t": t,
+        "t_or": t_or,
+        "lang": lang,
+        "csrf_token": csrf_token,
+        "csrf_field": FIELD,
+        "swatch": swatch,
+        "run_message": functools.partial(run_message, lang=lang),
+    }
 
 
 def _page(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
@@ -223,15 +231,15 @@ def overview() -> tuple[str, int]:
 
 
 def _int_arg(name: str) -> int | None:
-    """A keyset bound (``?before=``/``?after=``): None when absent or not positive; a value that
-    is not a signed 64-bit integer is a 400."""
+    """A keyset bound (``?before=``/``?after=``): None when absent; anything but an id a row
+    can have (1 to 2^63-1, ASCII digits) is a 400."""
     raw = request.args.get(name, "").strip()
     if not raw:
         return None
     value = queries.parse_int64(raw)
-    if value is None:
+    if value is None or value < 1:
         raise BadArgument(name)
-    return value if value > 0 else None
+    return value
 
 
 @dashboard_bp.get("/payments")
@@ -260,12 +268,6 @@ def payments() -> tuple[str, int]:
     )
 
 
-def _csv_cell(value: Any) -> str:
-    text_value = "" if value is None else value.isoformat() if hasattr(value, "isoformat") else str(value)
-    # A spreadsheet must not run a cell as a formula.
-    return "'" + text_value if text_value[:1] in ("=", "+", "-", "@", "\t", "\r") else text_value
-
-
 @dashboard_bp.get("/payments.csv")
 def payments_csv() -> Response:
     """The filtered payments as CSV, streamed a chunk of rows at a time (never all in memory)."""
@@ -273,25 +275,10 @@ def payments_csv() -> Response:
     filters = queries.PaymentFilter.parse(request.args)
     if filters.errors:  # before the 200 starts: a filter dropped would export other rows
         raise BadArgument(", ".join(filters.errors))
-    where = filters.where()
-    columns = [column for _, column in CSV_FIELDS]
-
-    def rows() -> Iterator[str]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(CSV_COLUMNS)
-        # Each chunk is read and its transaction ended before any of it is sent.
-        for chunk in queries.payment_rows(state.session, where, columns):
-            for n, row in enumerate(chunk, start=1):
-                writer.writerow([_csv_cell(v) for v in row])
-                if n % CSV_FLUSH == 0:
-                    yield buffer.getvalue()
-                    buffer.seek(0)
-                    buffer.truncate()
-        yield buffer.getvalue()
-
+    # Each chunk is read and its transaction ended before any of it is sent.
+    chunks = queries.payment_rows(state.session, filters.where(), export.COLUMNS)
     return Response(
-        stream_with_context(rows()),
+        stream_with_context(export.write(chunks)),
         mimetype="text/csv",
         headers={"Content-Disposition": 'attachment; filename="stars-payments.csv"'},
     )
@@ -326,10 +313,12 @@ def payment(payment_id: int) -> tuple[str, int]:
 def _payment_page(payment_id: int, status: int = 200, error: str | None = None) -> tuple[str, int]:
     state = _state()
     p = _get_or_404(Payment, payment_id)
+    updates = queries.updates_of(state.session, p)
     context: dict[str, Any] = {
         "p": p,
         "order": p.order,
-        "updates": queries.updates_of(state.session, p),
+        "updates": updates,
+        "audit": queries.audit_of_payment(state.session, p, updates),
         "raw": json.dumps(p.raw, indent=2, ensure_ascii=False) if p.raw else "",
         "pack_names": _pack_names(state, _language()),
         "done": request.args.get("done") == "refunded",
@@ -353,10 +342,10 @@ def refund(payment_id: int) -> Any:
     refused = _unconfirmed()
     if refused is not None:
         return refused
-    reason = (request.form.get("reason") or "").strip()[:200] or "refunded from the dashboard"
+    reason = (request.form.get("reason") or "").strip()[:200] or None  # as typed, for the audit trail
     lang = _language()
     try:
-        refund_payment(state, charge_id, reason)
+        refund_payment(state, charge_id, reason, actor=current_actor())
     except BotApiError as exc:
         return _payment_page(payment_id, 502, text("refund_failed", lang, why=exc.description))
     except StarsError:
@@ -369,56 +358,89 @@ def refund(payment_id: int) -> Any:
     return redirect(url_for(".payment", payment_id=payment_id, done="refunded"), 303)
 
 
-# --- failed updates: replay -----------------------------------------------------------------
+# --- failed updates: replay and archive ----------------------------------------------------
+
+UPDATE_LISTS = ("failed", "archived")
 
 
 @dashboard_bp.get("/updates")
 def failed_updates() -> tuple[str, int]:
-    """Payment updates kept unprocessed, and the spool, with Replay."""
+    """Failed payment updates (each with Replay… and Archive…) and the spool; with
+    ``?show=archived``, the archived ones instead, with who archived them, when and why."""
+    show = request.args.get("show", "").strip() or "failed"
+    if show not in UPDATE_LISTS:
+        raise BadArgument("show")
     state = _state()
+    where = queries.archived_filter() if show == "archived" else queries.failed_filter()
     page = queries.keyset_page(
-        state.session,
-        UpdateLog,
-        [queries.failed_filter()],
-        before=_int_arg("before"),
-        after=_int_arg("after"),
+        state.session, UpdateLog, [where], before=_int_arg("before"), after=_int_arg("after")
     )
     _end_read(state.session)
-    return _page("updates.html", page=page, spooled=[p.name for p in state.spool.pending()])
+    return _page(
+        "updates.html",
+        page=page,
+        show=show,
+        args={"show": show} if show != "failed" else {},
+        done=request.args.get("done") == "archived",
+        spooled=[p.name for p in state.spool.pending()],
+    )
 
 
 @dashboard_bp.route("/updates/<int:row_id>/replay", methods=["GET", "POST"])
 def replay_one(row_id: int) -> Any:
-    """Replay one logged update, as ``flask stars replay UPDATE_ID`` (confirmed, CSRF-checked)."""
+    """Replay one logged update by its row, as ``flask stars replay --row ROW_ID`` (confirmed,
+    CSRF-checked); a polling bot's update (no ``update_id``) too, and an archived one."""
     row = _get_or_404(UpdateLog, row_id)
-    update_id = row.update_id
+    update_id = "—" if row.update_id is None else row.update_id
+    what = text("replay_one", _language(), row=row_id, kind=row.kind, update_id=update_id)
     _state().session.rollback()
-    if update_id is None:
-        return _page("error.html", 400, message=text("no_update_id", _language()))
-    what = text("replay_one", _language(), update_id=update_id, row=row_id)
-    return _replay(what, (update_id,), failed=False)
+    return _replay(what, rows=(row_id,))
 
 
 @dashboard_bp.route("/updates/replay-failed", methods=["GET", "POST"])
 def replay_failed() -> Any:
     """Replay the spool and every failed update, as ``flask stars replay --failed``."""
     count = len(_state().spool.pending()) if request.method == "GET" else 0
-    return _replay(text("replay_every", _language(), count=count), (), failed=True)
+    return _replay(text("replay_every", _language(), count=count), failed=True)
 
 
-def _replay(what: str, update_ids: tuple[int, ...], *, failed: bool) -> Any:
+def _replay(what: str, *, rows: tuple[int, ...] = (), failed: bool = False) -> Any:
     if request.method == "GET":
         return _page("confirm_replay.html", what=what)
     refused = _unconfirmed()
     if refused is not None:
         return refused
-    results = []
-    for label, outcome in replay_updates(_state(), update_ids, failed=failed):
-        if isinstance(outcome, Exception):
-            results.append((label, False, f"{outcome.__class__.__name__}: {outcome}"))
-        else:
-            results.append((label, True, outcome.detail))
-    return _page("replayed.html", results=results, ok=sum(1 for r in results if r[1]))
+    results = list(replay_updates(_state(), rows=rows, failed=failed, actor=current_actor()))
+    failures = [r for r in results if not r.ok]
+    return _page("replayed.html", results=results, ok=len(results) - len(failures), failures=failures)
+
+
+@dashboard_bp.route("/updates/<int:row_id>/archive", methods=["GET", "POST"])
+def archive(row_id: int) -> Any:
+    """GET: what archiving does, and the form (a reason is required). POST: archive the failed
+    update, as ``flask stars archive ROW_ID --reason``; then the archived list."""
+    state = _state()
+    row = _get_or_404(UpdateLog, row_id)
+    lang = _language()
+    if request.method == "GET":
+        refusal = archive_refusal(row)
+        _end_read(state.session)
+        if refusal is not None:
+            return _page("error.html", 400, message=text("archive_refused", lang, why=refusal))
+        return _page("confirm_archive.html", u=row)
+    state.session.rollback()  # the archive checks the row afresh, in its UPDATE
+    confirmed = _unconfirmed()
+    if confirmed is not None:
+        return confirmed
+    try:
+        archive_update(state, row_id, reason=request.form.get("reason"), actor=current_actor())
+    except InvalidRequest:
+        return _page("confirm_archive.html", 400, u=row, error=text("archive_reason_missing", lang))
+    except UpdateNotArchivable as exc:
+        return _page("error.html", 400, message=text("archive_refused", lang, why=exc.message))
+    except UpdateNotFound:
+        abort(404)
+    return redirect(url_for(".failed_updates", show="archived", done="archived"), 303)
 
 
 # --- reconcile: the runs, and Run now -----------------------------------------------------
@@ -431,23 +453,49 @@ def reconcile_runs() -> tuple[str, int]:
 
 
 def _reconcile_page(status: int = 200, error: str | None = None) -> tuple[str, int]:
-    session = _state().session
+    state = _state()
+    session = state.session
+    runs = queries.reconcile_runs(session)
+    done = runs[0] if request.args.get("done") == "ran" and runs else None
     context: dict[str, Any] = {
-        "runs": queries.reconcile_runs(session),
-        "offset": queries.reconcile_offset(session),
-        "done": request.args.get("done") == "ran",
+        "runs": runs,
+        "offset": queries.reconcile_offset(session, position_key(state)),
+        "bot": str(state.bot_identity),
+        "done": done,
+        "done_warning": done is not None and bool(queries.run_warning(done)),
         "error": error,
     }
     _end_read(session)
     return _page("reconcile.html", status, **context)
 
 
+def run_message(run: ReconcileRun, lang: str) -> str | None:
+    """What a run's report says about its position, in the page's language: its warning (the
+    saved position did not hold) or its note (nothing new since position N), or None."""
+    report = run.report if isinstance(run.report, dict) else {}
+    problem, saved = report.get("position_problem"), report.get("saved_offset")
+    key = {MOVED: "position_moved", PAST_END: "position_past_end", UNREADABLE: "position_unreadable"}.get(
+        problem if isinstance(problem, str) else ""
+    )
+    if key is not None:
+        return text(key, lang, saved=saved if saved is not None else "?")
+    if problem == LEGACY:
+        return text("position_legacy", lang)
+    note = report.get("note")
+    if isinstance(note, str) and note.startswith("no new transactions since position "):
+        return text("no_new_since", lang, offset=report.get("end_offset", "?"))
+    warning = queries.run_warning(run)
+    return warning or (note if isinstance(note, str) and note else None)
+
+
 @dashboard_bp.route("/reconcile/run", methods=["GET", "POST"])
 def reconcile_now() -> Any:
     """GET: what a run does, and the form to confirm it. POST: run it, as ``flask stars reconcile``.
 
-    The run is the CLI's function, so it is recorded the same way (a failed one with its
-    error) and holds no transaction open while it asks Telegram.
+    The run is the CLI's function with ``--full`` (every transaction from the first, the
+    saved position checked on the way), by the dashboard's actor, so it is recorded the
+    same way (a failed one with its error) and holds no transaction open while it asks
+    Telegram. While another run is under way it is refused (409) and says which.
     """
     if request.method == "GET":
         return _page("confirm_reconcile.html")
@@ -457,7 +505,18 @@ def reconcile_now() -> Any:
     state = _state()
     lang = _language()
     try:
-        run_reconcile(state)
+        run_reconcile(state, full=True, actor=current_actor())
+    except ReconcileBusy as exc:
+        when = exc.started_at.strftime("%Y-%m-%d %H:%M:%S") if exc.started_at else "?"
+        busy = text(
+            "reconcile_busy",
+            lang,
+            id=exc.run_id or "?",
+            when=when,
+            who=exc.started_by or "?",
+            minutes=int(stale_after(state).total_seconds() // 60),
+        )
+        return _reconcile_page(409, busy)
     except BotApiError as exc:
         return _reconcile_page(502, text("reconcile_failed", lang, why=exc.description))
     except Exception as exc:  # the host's credit callback, or the database: recorded with its error
@@ -491,3 +550,57 @@ def subscriptions() -> tuple[str, int]:
         user=user,
         pack_names=_pack_names(state, _language()),
     )
+
+
+# --- the audit trail: Activity, and one logged update ----------------------------------------
+
+
+@dashboard_bp.get("/activity")
+def activity() -> tuple[str, int]:
+    """What operators did (refunds, replays, archives, reconcile runs, hand-overs), newest
+    first, a keyset page at a time; ``?action=`` for one kind. Each entry links to its target."""
+    action = request.args.get("action", "").strip() or None
+    if action is not None and action not in audit.ACTIONS:
+        raise BadArgument("action")
+    state = _state()
+    found = queries.activity(state.session, action, before=_int_arg("before"), after=_int_arg("after"))
+    links = {e.id: _target_url(e, found.payment_ids) for e in found.page.rows}
+    _end_read(state.session)
+    return _page(
+        "activity.html",
+        page=found.page,
+        links=links,
+        action=action,
+        actions=audit.ACTIONS,
+        args={"action": action} if action else {},
+    )
+
+
+def _target_url(entry: AuditEntry, payment_ids: dict[str, int]) -> str | None:
+    """The dashboard page of what ``entry`` acted on (None when it has none, or it is gone)."""
+    target = entry.target or ""
+    if entry.action == audit.REFUND and target in payment_ids:
+        return url_for(".payment", payment_id=payment_ids[target])
+    row_id = queries.parse_int64(target)
+    if row_id is None or row_id < 1:
+        return None
+    if entry.action in (audit.REPLAY, audit.ARCHIVE):
+        return url_for(".update", row_id=row_id)
+    if entry.action == audit.RECONCILE:
+        return url_for(".reconcile_runs", _anchor=f"run-{row_id}")
+    return None
+
+
+@dashboard_bp.get("/updates/<int:row_id>")
+def update(row_id: int) -> tuple[str, int]:
+    """One logged update: what Telegram sent, whether it was handled, who replayed or archived
+    it, and the payment it recorded."""
+    state = _state()
+    row = _get_or_404(UpdateLog, row_id)
+    context: dict[str, Any] = {
+        "u": row,
+        "payment": queries.payment_of_update(state.session, row),
+        "audit": queries.audit_of_update(state.session, row),
+    }
+    _end_read(state.session)
+    return _page("update.html", **context)

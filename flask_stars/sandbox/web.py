@@ -38,6 +38,7 @@ from flask import (
 )
 from werkzeug.exceptions import HTTPException
 
+from ..audit import python_actor
 from ..errors import BotApiError, PaymentNotFound
 from ..http_errors import INTERNAL_ERROR_BODY, http_exception_body
 from ..initdata import ed25519_public_key_hex, new_ed25519_key, sign_init_data
@@ -97,6 +98,9 @@ def attach_sandbox(
     key: ``STARS_INIT_DATA_PUBLIC_KEY = ed25519_public_key_hex(init_data_key)``
     (``flask stars sandbox`` sets it for its run), or attaching fails, as it would for
     Telegram's key, which the sandbox cannot sign with.
+
+    The app becomes a sandbox run (``StarsState.sandbox_run``): its tables must belong to
+    the sandbox's bot (``flask_stars.binding``), which the next use of them checks.
     """
     state = get_state(app)
     if state.settings.api_url != sandbox.url:
@@ -118,6 +122,7 @@ def attach_sandbox(
             "attach_sandbox(init_data_key=KEY) and STARS_INIT_DATA_PUBLIC_KEY = "
             "ed25519_public_key_hex(KEY) (flask_stars.initdata), as flask stars sandbox does"
         )
+    state.sandbox_run = True
     prefix = state.url_prefix.rstrip("/")
     if sandbox_bp.name not in app.blueprints:
         app.register_blueprint(sandbox_bp, url_prefix=prefix + "/sandbox")
@@ -259,7 +264,12 @@ def refund() -> Response | tuple[Response, int]:
     _pages()
     charge_id = str((request.get_json(silent=True) or {}).get("charge_id", ""))
     try:
-        payment = refund_payment(get_state(), charge_id, reason="refunded from the sandbox page")
+        payment = refund_payment(
+            get_state(),
+            charge_id,
+            reason="refunded from the sandbox page",
+            actor=python_actor("sandbox page"),
+        )
     except BotApiError as exc:
         return jsonify({"ok": False, "error": exc.description}), 502
     except PaymentNotFound as exc:
