@@ -30,7 +30,7 @@ from .errors import (
     SubscriptionNotFound,
 )
 from .http_errors import INTERNAL_ERROR_BODY, StarsHTTPError, http_exception_body, to_http
-from .models import Order, Subscription
+from .models import INT64_MAX, ORDER_ID_RE, Order, Subscription
 from .openapi import build_spec
 from .schemas import (
     ValidationError,
@@ -49,13 +49,9 @@ from .wiring import setup_app
 
 log = logging.getLogger(__name__)
 
-#: What an order id in a URL may be: what ``new_order_id`` makes (``token_urlsafe``) and
-#: ``stars_orders.id`` (32 characters) holds. Anything else names no order.
-ORDER_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 #: A row id in a URL: ASCII digits (``str.isdigit`` takes "²", which ``int`` refuses) that
 #: fit the 64-bit column.
 ROW_ID_RE = re.compile(r"[0-9]{1,19}")
-INT64_MAX = 2**63 - 1
 
 
 stars_bp = Blueprint(

@@ -7,6 +7,7 @@ so the credit callback shares the payment's transaction.
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import UTC, datetime
 from typing import Any
@@ -43,6 +44,13 @@ RowId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 def utcnow() -> datetime:
     """Now, as an aware UTC datetime."""
     return datetime.now(UTC)
+
+
+#: The largest id a ``BIGINT`` column holds (ids, user ids, update ids): a larger one names no row.
+INT64_MAX = 2**63 - 1
+#: What an order id can be: what ``new_order_id`` makes (``token_urlsafe``'s alphabet) and
+#: ``stars_orders.id`` holds. Anything else names no order (a URL, a payload).
+ORDER_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
 def new_order_id() -> str:
@@ -180,7 +188,7 @@ def order_id_from_payload(payload: str | None) -> str | None:
     if not payload or not payload.startswith(PAYLOAD_PREFIX):
         return None
     order_id = payload[len(PAYLOAD_PREFIX) :]
-    return order_id if 0 < len(order_id) <= 32 else None
+    return order_id if ORDER_ID_RE.fullmatch(order_id) else None
 
 
 class Payment(StarsModel):
@@ -352,6 +360,13 @@ class UpdateLog(StarsModel):
             "id",
             sqlite_where=sa.text("processed = 0"),
             postgresql_where=sa.text("processed = false"),
+        ),
+        # Archived updates (few): the failed-updates page's "archived" filter, without a scan.
+        sa.Index(
+            "ix_stars_updates_archived",
+            "id",
+            sqlite_where=sa.text("archived_at IS NOT NULL"),
+            postgresql_where=sa.text("archived_at IS NOT NULL"),
         ),
     )
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
+from .models import INT64_MAX
 from .packs import PACK_ID_RE
 
 __all__ = ["ValidationError"]
@@ -128,7 +129,6 @@ class WebhookAckSchema(Schema):
 # What the columns hold: every integer flask_stars stores from an update is a signed 64-bit
 # BIGINT (an amount a 32-bit INTEGER), every string is UTF-8 text without NUL (``Text``). An
 # update that breaks this is refused here, before any SQL runs, and kept with the reason.
-INT64_MAX = 2**63 - 1
 INT64 = validate.Range(min=-INT64_MAX - 1, max=INT64_MAX)
 POSITIVE_INT64 = validate.Range(min=1, max=INT64_MAX)
 STARS_AMOUNT = validate.Range(min=1, max=2**31 - 1)

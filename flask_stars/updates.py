@@ -39,10 +39,9 @@ from .audit import Actor, python_actor
 from .db import insert_unless_exists, kept_after_commit, lock_and_insert_unless_exists, lock_for_write
 from .errors import BotApiError, StarsError
 from .messages import message
-from .models import UpdateKind, UpdateLog, utcnow
+from .models import INT64_MAX, UpdateKind, UpdateLog, utcnow
 from .precheckout import PreCheckout, PreCheckoutDecision, decide
 from .schemas import (
-    INT64_MAX,
     ValidationError,
     payment_message_schema,
     pre_checkout_query_schema,
@@ -554,7 +553,6 @@ def keep_failed(state: StarsState, update_id: int | None, kind: str, body: str, 
 
 # --- replay -------------------------------------------------------------------------------
 
-_INT64_MAX = 2**63 - 1  # the largest id a BIGINT column holds (a larger one names no row)
 _PRE_CHECKOUT_NOT_REPLAYED = "a pre-checkout query is not replayed (Telegram wanted its answer within 10 s)"
 
 
@@ -635,9 +633,9 @@ def _rows_to_replay(
     if failed:
         chosen.append(UpdateLog.failed())
     if rows:
-        chosen.append(UpdateLog.id.in_([r for r in rows if abs(r) <= _INT64_MAX]))
+        chosen.append(UpdateLog.id.in_([r for r in rows if abs(r) <= INT64_MAX]))
     if update_ids:
-        chosen.append(UpdateLog.update_id.in_([u for u in update_ids if abs(u) <= _INT64_MAX]))
+        chosen.append(UpdateLog.update_id.in_([u for u in update_ids if abs(u) <= INT64_MAX]))
     if not chosen:
         return []
     session = state.session
@@ -690,7 +688,7 @@ def _row_after(state: StarsState, row_id: int | None, update: Any, body: str) ->
         if row_id is not None:
             return state.session.execute(columns.where(UpdateLog.id == row_id)).one_or_none()
         raw_id = update.get("update_id") if isinstance(update, dict) else None
-        valid = isinstance(raw_id, int) and not isinstance(raw_id, bool) and 0 <= raw_id <= _INT64_MAX
+        valid = isinstance(raw_id, int) and not isinstance(raw_id, bool) and 0 <= raw_id <= INT64_MAX
         key = _log_values(raw_id if valid else None, "", storable_text(body), processed=False, note=None)
         earlier = _logged_before(state, key)
         if earlier is None:

@@ -17,6 +17,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from example_app import models as example_models
 from flask_stars.migrations import VERSION_TABLE
 from flask_stars.models import Order, Payment, StarsModel, UpdateLog
 from flask_stars.sandbox import PaymentAttempt, Sandbox
@@ -60,6 +61,7 @@ def _reset_database(url: str) -> None:
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         hostapp.HostBase.metadata.drop_all(conn)
+        example_models.Base.metadata.drop_all(conn)  # the example app's, for tests that run it
         StarsModel.metadata.drop_all(conn)
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))
     engine.dispose()

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from ..audit import ARCHIVE, REFUND, REPLAY
 from ..ledger import due_refund_clause
 from ..models import (
+    INT64_MAX,
     AuditEntry,
     Meta,
     Order,
@@ -40,7 +41,7 @@ EXPORT_CHUNK = 1000
 RENEWAL_WINDOW = timedelta(days=7)
 NO_PACK = ""  # the pack key of payments that matched no order
 RECONCILE_DUE = timedelta(days=1)  # the overview warns when no run succeeded for this long
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # the ids and user ids a BIGINT column can hold
+INT64_MIN = -INT64_MAX - 1  # with models.INT64_MAX: the ids and user ids a BIGINT column can hold
 _INTEGER = re.compile(r"-?[0-9]{1,19}")
 
 

@@ -48,7 +48,7 @@ from ..errors import (
     UpdateNotFound,
 )
 from ..ledger import refund as refund_payment
-from ..models import AuditEntry, Payment, PaymentStatus, ReconcileRun, Subscription, UpdateLog
+from ..models import INT64_MAX, AuditEntry, Payment, PaymentStatus, ReconcileRun, Subscription, UpdateLog
 from ..reconcile import LEGACY, MOVED, PAST_END, UNREADABLE, position_key, stale_after
 from ..reconcile import reconcile as run_reconcile
 from ..state import StarsState, get_state
@@ -287,7 +287,7 @@ def payments_csv() -> Response:
 def _get_or_404(model: type[Row], row_id: int) -> Row:
     """The row of ``model`` with id ``row_id``; 404 if there is none, or none can be (an id
     past a signed 64-bit integer, which the database cannot even bind)."""
-    if not queries.INT64_MIN <= row_id <= queries.INT64_MAX:
+    if not 1 <= row_id <= INT64_MAX:
         abort(404)
     row = _state().session.get(model, row_id)
     if row is None:
