@@ -55,9 +55,9 @@ class LoadSandbox(Sandbox):
     deliver them; so the sandbox takes one answer to any query id, as if it had sent that
     query (a second answer to one id is still refused, as on Telegram)."""
 
-    def _api_answerPreCheckoutQuery(self, p: dict[str, Any]) -> bool:
-        self.expect_pre_checkout(str(p.get("pre_checkout_query_id") or ""))
-        return super()._api_answerPreCheckoutQuery(p)
+    def __init__(self, token: str | None = None, **kwargs: Any) -> None:
+        super().__init__(token, **kwargs)
+        self.queries.takes_unsent = True
 
 
 def next_id() -> int:

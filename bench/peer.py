@@ -83,7 +83,7 @@ from bench.common import (
     run_pool,
 )
 from flask_stars.sandbox import Sandbox
-from flask_stars.sandbox.server import truthy
+from flask_stars.sandbox.params import truthy
 
 LEVELS = (8, 32)
 PAYMENTS = 300  # per run (one deployment, one level, one round)

@@ -16,9 +16,9 @@ import sqlalchemy as sa
 
 from . import audit
 from .audit import Actor, python_actor
-from .db import kept_after_commit
 from .errors import InvalidRequest, UpdateNotArchivable, UpdateNotFound
 from .models import UpdateKind, UpdateLog, utcnow
+from .transaction import unit_of_work
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import CursorResult
@@ -50,42 +50,38 @@ def archive_update(
             fields={"reason": ["Missing data for required field."]},
         )
     try:
-        row = _archive(state, row_id, who, why)
+        with unit_of_work(state, keep_loaded=True):
+            row = _archive(state, row_id, who, why)
+            what = f"{row.kind} update {row.update_id if row.update_id is not None else '(no update_id)'}"
+            audit.add(state, who, audit.ARCHIVE, target=row_id, reason=why, detail=f"archived {what}")
     except (UpdateNotFound, UpdateNotArchivable) as exc:
         audit.record(
             state, who, audit.ARCHIVE, target=row_id, reason=why, outcome=audit.FAILED, detail=exc.message
         )
         raise
-    what = f"{row.kind} update {row.update_id if row.update_id is not None else '(no update_id)'}"
-    audit.record(state, who, audit.ARCHIVE, target=row_id, reason=why, detail=f"archived {what}")
+    state.session.expunge(row)  # still readable after the session moves on
     return row
 
 
 def _archive(state: StarsState, row_id: int, who: Actor, why: str) -> UpdateLog:
+    """Row ``row_id`` marked archived in the caller's unit of work, if it is a failed update."""
     if not 0 < row_id <= _ID_MAX:
         raise UpdateNotFound(f"no row {row_id} in stars_updates")
     session = state.session
-    try:
-        # Only while it is failed, checked in the UPDATE itself: a replay that applies it
-        # at the same moment wins, and the archive is refused.
-        result = session.execute(
-            sa.update(UpdateLog)
-            .where(UpdateLog.id == row_id, UpdateLog.failed())
-            .values(archived_at=utcnow(), archived_by=_clean(who.name)[:255], archived_reason=why)
-            .execution_options(synchronize_session=False)
-        )
-        archived = cast("CursorResult[Any]", result).rowcount
-        row = session.get(UpdateLog, row_id, populate_existing=True)
-        if row is None:
-            raise UpdateNotFound(f"no row {row_id} in stars_updates")
-        if not archived:
-            raise UpdateNotArchivable(refusal(row) or f"row {row_id} is not a failed update")
-        with kept_after_commit(session):
-            session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    session.expunge(row)  # still readable after the session moves on
+    # Only while it is failed, checked in the UPDATE itself: a replay that applies it at the
+    # same moment wins, and the archive is refused.
+    result = session.execute(
+        sa.update(UpdateLog)
+        .where(UpdateLog.id == row_id, UpdateLog.failed())
+        .values(archived_at=utcnow(), archived_by=_clean(who.name)[:255], archived_reason=why)
+        .execution_options(synchronize_session=False)
+    )
+    archived = cast("CursorResult[Any]", result).rowcount
+    row = session.get(UpdateLog, row_id, populate_existing=True)
+    if row is None:
+        raise UpdateNotFound(f"no row {row_id} in stars_updates")
+    if not archived:
+        raise UpdateNotArchivable(refusal(row) or f"row {row_id} is not a failed update")
     return row
 
 

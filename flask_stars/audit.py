@@ -7,10 +7,11 @@ Every refund, replay, archive, reconcile run and hand-over of the tables is reco
 - the CLI: the operating-system user running ``flask stars`` (``cli_actor()``);
 - the Python API: the ``actor`` argument (``"python"`` when none is given).
 
-``record`` writes in a short transaction of its own, after the action ended (so the
-outcome is known and nothing is held open while it was under way). If the audit row
-itself cannot be written, that is logged and the action's result stands: an action that
-moved money is never undone because its record failed.
+``add`` writes in the caller's unit of work, so an action's entry commits with the change
+it records (a refund's with the ledger's refund). ``record`` writes in a short unit of
+work of its own, after an action ended without one (a failure, a run): if that row cannot
+be written, it is logged and the action's result stands; an action that moved money is
+never undone because its record failed.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from .models import AuditEntry, utcnow
+from .transaction import abandon, end_read, unit_of_work
 
 if TYPE_CHECKING:
     from .state import StarsState
@@ -87,6 +89,45 @@ def _clip(text: str | None, limit: int) -> str | None:
     return cleaned[:limit]
 
 
+def add(
+    state: StarsState,
+    actor: Actor,
+    action: str,
+    *,
+    target: str | int | None = None,
+    reason: str | None = None,
+    outcome: str = OK,
+    detail: str | None = None,
+) -> int:
+    """Write one audit entry in the caller's transaction (committed with the action it
+    records); its id.
+
+    :param state: the extension's state.
+    :param actor: who did it.
+    :param action: what (``refund``, ``replay``, ``archive``, ``reconcile``...).
+    :param target: what it was done to (a charge id, a row id, a run id).
+    :param reason: why, as the actor gave it.
+    :param outcome: ``ok`` or ``failed``.
+    :param detail: what it did or why it failed, in words.
+    """
+    entry_id = state.session.execute(
+        sa.insert(AuditEntry)
+        .values(
+            at=utcnow(),
+            actor=_clip(actor.name, ACTOR_CHARS) or "unknown",
+            source=actor.source,
+            action=action,
+            target=_clip(None if target is None else str(target), ACTOR_CHARS),
+            reason=_clip(reason, TEXT_CHARS),
+            outcome=outcome,
+            detail=_clip(detail, TEXT_CHARS),
+        )
+        .returning(AuditEntry.id)
+    ).scalar()
+    assert entry_id is not None
+    return int(entry_id)
+
+
 def record(
     state: StarsState,
     actor: Actor,
@@ -97,36 +138,20 @@ def record(
     outcome: str = OK,
     detail: str | None = None,
 ) -> int | None:
-    """Commit one audit entry in a transaction of its own; its id (None if it could not be written).
+    """Commit one audit entry in a unit of work of its own; its id (None if it could not
+    be written: logged, never raised over the action's own outcome).
 
     Call it once the action has ended, with nothing of the caller's left uncommitted: it
-    rolls back whatever the session holds first.
+    drops whatever the session holds first. The parameters are ``add``'s.
     """
-    session = state.session
+    abandon(state)
     try:
-        session.rollback()
-        entry_id = session.execute(
-            sa.insert(AuditEntry)
-            .values(
-                at=utcnow(),
-                actor=_clip(actor.name, ACTOR_CHARS) or "unknown",
-                source=actor.source,
-                action=action,
-                target=_clip(None if target is None else str(target), ACTOR_CHARS),
-                reason=_clip(reason, TEXT_CHARS),
-                outcome=outcome,
-                detail=_clip(detail, TEXT_CHARS),
+        with unit_of_work(state):
+            return add(
+                state, actor, action, target=target, reason=reason, outcome=outcome, detail=detail
             )
-            .returning(AuditEntry.id)
-        ).scalar()
-        session.commit()
-        return entry_id
     except SQLAlchemyError:
         log.exception("could not record %s's %s of %s in the audit trail", actor.name, action, target)
-        try:
-            session.rollback()
-        except SQLAlchemyError:
-            log.debug("rollback failed too", exc_info=True)
         return None
 
 
@@ -143,5 +168,5 @@ def entries(
     rows = list(session.scalars(stmt))
     for row in rows:
         session.expunge(row)  # still readable after the read ends
-    session.rollback()
+    end_read(state)
     return rows

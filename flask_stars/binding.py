@@ -45,7 +45,7 @@ _ENVIRONMENTS = {
 
 def watch(state: StarsState) -> None:
     """Check the binding on the first use of ``state``'s tables, and again after its identity
-    changes (``StarsState.sandbox_run``, ``use_sandbox_token``)."""
+    changes (``StarsState.sandbox_run``, ``flask_stars.sandbox.use_sandbox_token``)."""
     state.database.add_check(lambda engine: check(engine, state.bot_identity))
 
 

@@ -11,27 +11,25 @@ import logging
 import re
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request, send_from_directory
-from flask.sansio.blueprints import BlueprintSetupState
+from flask import Blueprint, Response, current_app, jsonify, request, send_from_directory
 from marshmallow import Schema
 from werkzeug.exceptions import HTTPException
 
 from . import metrics, orders
 from .auth import request_init_data
-from .cli import register_cli
-from .db import kept_after_commit
 from .errors import (
     BotApiError,
     OrderNotFound,
     PackNotFound,
     RateLimitUnavailable,
-    StarsConfigError,
     StarsError,
     SubscriptionNotFound,
 )
 from .http_errors import INTERNAL_ERROR_BODY, StarsHTTPError, http_exception_body, to_http
 from .models import INT64_MAX, ORDER_ID_RE, Order, Subscription
 from .openapi import build_spec
+from .operations import invoice
+from .operations.subscription import set_canceled
 from .schemas import (
     ValidationError,
     invoice_request_schema,
@@ -42,10 +40,11 @@ from .schemas import (
     subscription_schema,
     subscriptions_schema,
 )
-from .state import EXTENSION_KEY, StarsState, get_state
-from .subscriptions import get_subscription, is_live, set_canceled, user_subscriptions
+from .state import StarsState, get_state
+from .subscriptions import get_subscription, is_live, user_subscriptions
+from .transaction import end_read
 from .updates import classify, handle_update
-from .wiring import setup_app
+from .wiring import mount_blueprint
 
 log = logging.getLogger(__name__)
 
@@ -63,23 +62,9 @@ stars_bp = Blueprint(
 )
 
 
-@stars_bp.record
-def _on_register(setup: BlueprintSetupState) -> None:
-    """Check the config and keep the state when the blueprint is mounted."""
-    app = setup.app
-    assert isinstance(app, Flask)
-    state: StarsState | None = app.extensions.get(EXTENSION_KEY)
-    if state is None:
-        # Mounted on its own (no FlaskStars object, so no decorator can come later):
-        # everything, the credit callback included, must be in the config now.
-        state = setup_app(app, require_callback=True)
-    if state.blueprint_registered:
-        raise StarsConfigError("stars_bp is already registered on this app; register it once")
-    state.blueprint_registered = True
-    state.url_prefix = setup.url_prefix or ""
-    csrf = app.extensions.get("csrf")
-    if csrf is not None and hasattr(csrf, "exempt"):
-        csrf.exempt(stars_bp)  # Telegram and initData-signed requests carry no CSRF token
+# Mounting it sets the app up (unless FlaskStars did) and adds `flask stars`: the setup
+# code's job, so this module never imports the CLI.
+stars_bp.record(mount_blueprint)
 
 
 # --- plumbing ------------------------------------------------------------------------------
@@ -200,8 +185,7 @@ def create_invoice() -> tuple[Response, int]:
     if pack is None:
         raise PackNotFound(f"No pack {body['pack_id']!r}.")
     state.credit_callback()  # do not sell what could not be credited
-    with kept_after_commit(state.session):
-        order, created = orders.open_invoice(state, init.user.id, pack)
+    order, created = invoice.open_invoice(state, init.user.id, pack)
     payload = invoice_schema.dump(
         {
             "order_id": order.id,
@@ -231,11 +215,11 @@ def order_status(order_id: str) -> Response:
     wait: float = query["wait"]
     order_id = _order_id(order_id)
     if wait <= 0:
-        return jsonify(_order_json(orders.wait_for_order(state, order_id, init.user.id, 0)))
+        return jsonify(_order_json(invoice.wait_for_order(state, order_id, init.user.id, 0)))
     with state.order_waits.slot(init.user.id) as may_wait:
         if not may_wait:
             log.debug("long-poll of user %s answered at once: its wait slots are taken", init.user.id)
-        order = orders.wait_for_order(state, order_id, init.user.id, wait if may_wait else 0)
+        order = invoice.wait_for_order(state, order_id, init.user.id, wait if may_wait else 0)
     return jsonify(_order_json(order))
 
 
@@ -287,8 +271,10 @@ def _webhook(state: StarsState, timer: metrics.WebhookTimer) -> tuple[Response, 
 def subscriptions() -> Response:
     """The caller's subscriptions (monthly plans), newest first."""
     init = request_init_data()
-    subs = user_subscriptions(get_state(), init.user.id)
-    return jsonify(subscriptions_schema.dump({"subscriptions": [_subscription_json(s) for s in subs]}))
+    state = get_state()
+    subs = [_subscription_json(s) for s in user_subscriptions(state, init.user.id)]
+    end_read(state)
+    return jsonify(subscriptions_schema.dump({"subscriptions": subs}))
 
 
 @stars_bp.post("/subscriptions/<subscription_id>/<action>")
@@ -319,6 +305,3 @@ def stars_js() -> Response:
 def openapi() -> Response:
     """The OpenAPI 3 document of these endpoints."""
     return jsonify(build_spec(get_state()))
-
-
-register_cli(stars_bp)

@@ -15,7 +15,7 @@ from telebot import types
 from . import metrics
 from .errors import BotApiError, MissingCallbackError, RateLimited, RateLimitUnavailable
 from .messages import message
-from .orders import open_invoice, pending_order
+from .operations.invoice import open_invoice, pending_order
 from .state import get_state
 
 if TYPE_CHECKING:

@@ -57,6 +57,31 @@ class NotInitialisedError(StarsError, RuntimeError):
     error = "not_initialised"
 
 
+class HostCallbackFailed(StarsError):
+    """The host's credit or debit callback raised: ``original`` is what it raised (also the
+    ``__cause__``), ``callback`` is ``"credit"`` or ``"debit"``.
+
+    ``StarsState.credit``/``debit`` raise it around the callback's error, so the code that
+    must tell the host's failure apart from the database's (the intake, reconcile, the CLI,
+    the dashboard) does so by type. The change that called the callback is not committed:
+    its caller rolls it back. Its message names the callback and the original error:
+    ``"the debit callback (app.coins.debit) failed: RuntimeError: the coins table is locked"``.
+    """
+
+    error = "host_callback_failed"
+
+    def __init__(self, callback: str, original: Exception, *, name: str | None = None) -> None:
+        self.callback = callback
+        self.original = original
+        named = f" ({name})" if name else ""
+        super().__init__(f"the {callback} callback{named} failed: {self.reason}")
+
+    @property
+    def reason(self) -> str:
+        """The original error in one line: ``"RuntimeError: the coins table is locked"``."""
+        return f"{self.original.__class__.__name__}: {self.original}"
+
+
 class InvalidRequest(StarsError):
     """Input that fails validation; ``fields`` holds marshmallow's messages per field."""
 

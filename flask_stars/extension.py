@@ -7,14 +7,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Flask, current_app, has_app_context
 
-from . import archive, ledger, polling, updates
+from . import archive, polling, updates
 from . import reconcile as reconciliation
 from .audit import python_actor
 from .blueprint import stars_bp
-from .errors import NotInitialisedError
+from .errors import HostCallbackFailed, NotInitialisedError
+from .operations.refund import refund
+from .operations.subscription import set_canceled
 from .packs import Pack
 from .state import Callbacks, StarsState, get_state
-from .subscriptions import get_subscription, set_canceled
+from .subscriptions import get_subscription
 from .wiring import setup_app
 
 if TYPE_CHECKING:
@@ -100,8 +102,12 @@ class FlaskStars:
         ``CHARGE_ALREADY_REFUNDED`` from Telegram still ends with the ledger refunded. The
         refund is recorded in the audit trail with ``reason`` and ``actor`` (who asked for
         it, e.g. ``current_user.email``; ``"python"`` when None), failed ones included.
+        If the debit callback raises, the ledger is unchanged and its own error is raised.
         """
-        return ledger.refund(get_state(), charge_id, reason, actor=python_actor(actor))
+        try:
+            return refund(get_state(), charge_id, reason, actor=python_actor(actor))
+        except HostCallbackFailed as exc:
+            raise exc.original from None  # the host's own error, as the host raised it
 
     def reconcile(
         self, *, dry_run: bool = False, full: bool = False, actor: str | None = None

@@ -2,7 +2,7 @@
 
 ``record_payment`` and ``apply_refund`` change the ledger inside the caller's transaction
 and never commit: the caller (``updates`` for Telegram's updates, ``reconcile``, or
-``refund`` below for the operator) owns the transaction and commits once. Exactly-once
+``operations.refund`` for the operator) owns the unit of work and commits once. Exactly-once
 comes from the database (a unique charge id, a per-charge lock taken before anything is
 read, row locks), never from a Python lock, so it holds across processes and hosts.
 """
@@ -17,10 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from . import audit, signals, subscriptions
-from .db import advisory_lock, kept_after_commit, lock_for_write
-from .errors import BotApiError, PaymentNotFound
-from .messages import message
+from . import subscriptions
+from .db import advisory_lock, lock_for_write
 from .models import (
     Order,
     OrderStatus,
@@ -30,8 +28,8 @@ from .models import (
     order_id_from_payload,
     utcnow,
 )
-from .orders import load_order, sells_something, sold_pack
-from .packs import XTR
+from .orders import load_order
+from .rules import payable, refund_due, sold
 
 if TYPE_CHECKING:
     from .state import StarsState
@@ -100,35 +98,26 @@ def record_payment(
     if existing is not None:
         return PaymentResult(existing, duplicate_delivery=True)
     now = utcnow()
-    order_id = order_id_from_payload(report.invoice_payload)
-    order = load_order(state, order_id, lock=True) if order_id else None
+    charge = _charge_of(report)
+    order = load_order(state, charge.order_id, lock=True) if charge.order_id else None
     payment = _payment_of(report, now)
     result = PaymentResult(payment)
-    renewal = False
-    pack = sold_pack(state, order) if order is not None else None
-    if order is None:
-        payment.problem = "unknown_order"
-    else:
+    pack = sold.pack_of(order, state.packs) if order is not None else None
+    payment.problem = payable.problem(order, charge, state.packs)
+    subscription = pack is not None and pack.subscription
+    renewal = subscription and report.is_recurring and payment.problem == "order_already_paid"
+    if renewal:
+        payment.problem = None  # a plan's next month: same payload, new charge; the order stays as it is
+    if order is not None:
         payment.order = order
         payment.user_id = order.user_id
         payment.pack_id = order.pack_id
         payment.attach_pack(pack)
-        if report.currency != XTR or report.total_amount != order.stars:
-            payment.problem = "amount_mismatch"
-        elif pack is None:
-            payment.problem = "pack_unavailable"  # an order older than its record, pack gone
-        elif order.status in (OrderStatus.PAID, OrderStatus.REFUNDED):
-            if pack.subscription and report.is_recurring:
-                renewal = True  # a plan's next month: same payload, new charge
-            else:
-                payment.problem = "order_already_paid"
 
     waiting_refund = session.scalar(
-        sa.select(RefundNotice).where(
-            RefundNotice.telegram_payment_charge_id == charge_id, RefundNotice.applied.is_(False)
-        )
+        sa.select(RefundNotice).where(RefundNotice.telegram_payment_charge_id == charge_id)
     )
-    if waiting_refund is not None:
+    if payable.refund_came_first(waiting_refund):
         # Telegram reported the refund before the payment: the money is already back with
         # the buyer, so nothing is credited (and nothing will need debiting).
         waiting_refund.applied = True
@@ -142,12 +131,10 @@ def record_payment(
         if not renewal:
             _close_order(order, OrderStatus.PAID, payment.paid_at)
         result.credited = True
-    elif payment.problem == "order_already_paid":
-        if state.settings.duplicate_payment == "credit":
-            result.credited = True
-        else:
-            result.refund_due = True
+    elif payment.problem == "order_already_paid" and state.settings.duplicate_payment == "credit":
+        result.credited = True
     payment.credited = result.credited
+    result.refund_due = refund_due.is_due(payment)
     session.add(payment)
     session.flush()
     if result.credited:
@@ -160,27 +147,19 @@ def record_payment(
 def _credit_payable_order(state: StarsState, report: ChargeReport) -> PaymentResult | None:
     """The common case in two statements, or None when it is not that case.
 
-    One UPDATE marks the order paid only if every rule holds: it is neither paid nor
-    refunded, the amount is its price in XTR, it still sells something, and no refund of
-    this charge came first. Its row lock makes a concurrent delivery of the same charge
-    wait, then find the order paid and take the full path, which finds the charge.
+    One UPDATE marks the order paid only if it is payable (``rules.payable``). Its row lock
+    makes a concurrent delivery of the same charge wait, then find the order paid and take
+    the full path, which finds the charge.
     """
-    order_id = order_id_from_payload(report.invoice_payload)
-    if order_id is None or report.currency != XTR:
+    charge = _charge_of(report)
+    if charge.order_id is None:
         return None
     now = utcnow()
     session = state.session
     # PostgreSQL: the owner's credit lock (``_lock_user``) rides on the same round trip.
     user_locked = session.get_bind(Order).dialect.name == "postgresql"
-    catalogue = tuple((p.id, p.stars) for p in state.packs.values())
     row = session.execute(
-        _pay_order_statement(catalogue, user_locked),
-        {
-            "p_order_id": order_id,
-            "p_amount": report.total_amount,
-            "p_charge_id": report.telegram_payment_charge_id,
-            "p_now": now,
-        },
+        _pay_order_statement(sold.prices(state.packs), user_locked), {**charge.params(), "p_now": now}
     ).first()
     if row is None:
         return None
@@ -189,7 +168,7 @@ def _credit_payable_order(state: StarsState, report: ChargeReport) -> PaymentRes
     payment.order = order
     payment.user_id = order.user_id
     payment.pack_id = order.pack_id
-    pack = sold_pack(state, order)
+    pack = sold.pack_of(order, state.packs)
     payment.attach_pack(pack)
     payment.credited = True
     session.add(payment)
@@ -201,21 +180,11 @@ def _credit_payable_order(state: StarsState, report: ChargeReport) -> PaymentRes
 
 
 @functools.lru_cache(maxsize=32)
-def _pay_order_statement(catalogue: tuple[tuple[str, int], ...], lock_user: bool) -> Any:
+def _pay_order_statement(prices: sold.Prices, lock_user: bool) -> Any:
     """``_credit_payable_order``'s UPDATE, built once per catalogue (values as parameters)."""
-    refund_came_first = sa.exists().where(
-        RefundNotice.telegram_payment_charge_id == sa.bindparam("p_charge_id", type_=sa.String),
-        RefundNotice.applied.is_(False),
-    )
     stmt = (
         sa.update(Order)
-        .where(
-            Order.id == sa.bindparam("p_order_id", type_=Order.id.type),
-            Order.status.not_in((OrderStatus.PAID, OrderStatus.REFUNDED)),
-            Order.stars == sa.bindparam("p_amount", type_=Order.stars.type),
-            sells_something(catalogue),
-            ~refund_came_first,
-        )
+        .where(payable.clause(prices))
         .values(
             status=OrderStatus.PAID,
             paid_at=sa.bindparam("p_now", type_=Order.paid_at.type),
@@ -228,6 +197,15 @@ def _pay_order_statement(catalogue: tuple[tuple[str, int], ...], lock_user: bool
     if lock_user:
         return stmt.returning(Order, advisory_lock(USER_LOCK_PREFIX + sa.cast(Order.user_id, sa.Text)))
     return stmt.returning(Order)
+
+
+def _charge_of(report: ChargeReport) -> payable.Charge:
+    return payable.Charge(
+        order_id_from_payload(report.invoice_payload),
+        report.currency,
+        report.total_amount,
+        report.telegram_payment_charge_id,
+    )
 
 
 def _payment_of(report: ChargeReport, now: datetime) -> Payment:
@@ -295,7 +273,7 @@ def apply_refund(
     payment.refund_found_at = found_at
     order = payment.order
     if order is not None:
-        payment.attach_pack(sold_pack(state, order))
+        payment.attach_pack(sold.pack_of(order, state.packs))
     sub = subscriptions.subscription_of(state, payment) if order is not None else None
     if sub is not None:
         subscriptions.end_refunded_period(sub, payment, now)
@@ -339,178 +317,17 @@ def payment_by_charge(state: StarsState, charge_id: str, *, lock: bool = False) 
         stmt = stmt.with_for_update(of=Payment)
     payment = state.session.scalar(stmt)
     if payment is not None and payment.order is not None:
-        payment.attach_pack(sold_pack(state, payment.order))
+        payment.attach_pack(sold.pack_of(payment.order, state.packs))
     return payment
 
 
-# --- after the commit ---------------------------------------------------------------------
-
-
-def announce_payment(state: StarsState, result: PaymentResult) -> None:
-    """After the commit: signals, and the refund of a second payment for a paid order."""
-    payment = result.payment
-    if result.duplicate_delivery:
-        return
-    if result.credited and payment.problem is None:
-        state.send(signals.payment_succeeded, payment=payment, order=payment.order)
-    elif payment.problem in ("unknown_order", "amount_mismatch", "pack_unavailable"):
-        log.warning(
-            "payment %s recorded but not credited (%s)", payment.telegram_payment_charge_id, payment.problem
-        )
-        state.send(signals.payment_unmatched, payment=payment, reason=payment.problem)
-    elif payment.problem == "order_already_paid":
-        state.send(
-            signals.payment_duplicated,
-            payment=payment,
-            order=payment.order,
-            policy=state.settings.duplicate_payment,
-        )
-        if result.credited:
-            state.send(signals.payment_succeeded, payment=payment, order=payment.order)
-    if result.refund_due:
-        refund_duplicate(state, payment)
-
-
-def announce_refund(state: StarsState, payment: Payment | None, reason: str | None = None) -> None:
-    """After the commit: ``payment_refunded`` for a payment this refund changed."""
-    if payment is not None:
-        state.send(signals.payment_refunded, payment=payment, reason=reason)
-
-
-# --- operations ----------------------------------------------------------------------------
-
-
-def refund(
-    state: StarsState, charge_id: str, reason: str | None = None, *, actor: audit.Actor | None = None
-) -> Payment:
-    """Give a payment back: refundStarPayment, then the ledger (debit callback once).
-
-    Telegram's ``CHARGE_ALREADY_REFUNDED`` is not an error here: the ledger ends refunded
-    either way. Refunding a payment that is already refunded does nothing. Raises
-    ``PaymentNotFound`` for a charge the ledger does not know and ``BotApiError`` when
-    Telegram refuses for another reason (the ledger is then unchanged).
-
-    Once it ended, the refund is recorded in the audit trail (action ``refund``, the charge
-    id, ``reason`` as given): by ``actor`` (the CLI's, the dashboard's or the Python API's;
-    flask_stars itself when None), ``ok`` or ``failed`` with the error.
-    """
-    who = actor or audit.SYSTEM_ACTOR
-    done = _Refunding()
-    try:
-        detail, refunded = _refund(state, charge_id, reason, done)
-    except Exception as exc:
-        audit.record(
-            state,
-            who,
-            audit.REFUND,
-            target=charge_id,
-            reason=reason,
-            outcome=audit.FAILED,
-            detail=done.failure(exc),
-        )
-        raise
-    audit.record(state, who, audit.REFUND, target=charge_id, reason=reason, outcome=audit.OK, detail=detail)
-    announce_refund(state, refunded, reason)
-    fresh = payment_by_charge(state, charge_id)  # loaded, so it can be read after the request
-    assert fresh is not None
-    with kept_after_commit(state.session):
-        state.session.commit()  # end the read: a caller may message the buyer next
-    return fresh
-
-
-@dataclass
-class _Refunding:
-    """How far a refund got, to say what a failure left behind."""
-
-    telegram_refunded: bool = False
-
-    def failure(self, exc: Exception) -> str:
-        if isinstance(exc, BotApiError):
-            return f"{exc.summary}; the ledger is unchanged"  # said no, or could not be reached
-        if isinstance(exc, PaymentNotFound):
-            return exc.message
-        what = f"{exc.__class__.__name__}: {exc}"
-        if self.telegram_refunded:
-            # The debit callback (or the database) failed after Telegram gave the Stars back.
-            return (
-                f"Telegram gave the Stars back, but the ledger is unchanged: {what}; "
-                "refund it again to record it and debit once"
-            )
-        return f"{what}; the ledger is unchanged"
-
-
-def _refund(
-    state: StarsState, charge_id: str, reason: str | None, done: _Refunding
-) -> tuple[str, Payment | None]:
-    """``refund``'s work, committed: what it did in words, and the payment it refunded (None
-    when the ledger already had it refunded)."""
-    session = state.session
-    payment = payment_by_charge(state, charge_id)
-    session.rollback()  # nothing stays open while Telegram is called
-    if payment is None:
-        raise PaymentNotFound(f"No payment {charge_id!r} in the ledger.")
-    back = f"{payment.stars} Stars back to user {payment.payer_id}"
-    if payment.status == PaymentStatus.REFUNDED:
-        return f"already refunded ({back}): nothing done", None
-    already = False
-    try:
-        state.gateway.refund(payment.payer_id, charge_id)
-    except BotApiError as exc:
-        if "CHARGE_ALREADY_REFUNDED" not in exc.description:
-            raise
-        already = True
-    done.telegram_refunded = True
-    log.info("refunded %s (%s)", charge_id, reason or "no reason given")
-    try:
-        refunded = apply_refund(state, charge_id, payment.stars)
-        session.commit()
-    except Exception:
-        session.rollback()
-        raise
-    return back + (" (Telegram had already refunded it)" if already else ""), refunded
-
-
-def due_refund_clause() -> sa.ColumnElement[bool]:
-    """The payments ``due_refunds`` gives back (also counted by the dashboard's overview)."""
-    return sa.and_(
-        Payment.problem == "order_already_paid",
-        Payment.status == PaymentStatus.PAID,
-        Payment.credited.is_(False),
-    )
+# --- reads ---------------------------------------------------------------------------------
 
 
 def due_refunds(state: StarsState) -> list[str]:
-    """Charge ids of second payments for paid orders that are still to be given back.
-
-    Such a payment is committed as paid, not credited, ``problem="order_already_paid"``
-    before ``refundStarPayment`` is called; if the process dies in between, or Telegram
-    fails, the row stays so, and ``reconcile`` or ``flask stars refund --due`` finish it.
-    Under ``STARS_DUPLICATE_PAYMENT="credit"`` nothing is due (those are credited).
-    """
+    """Charge ids of second payments for paid orders that are still to be given back
+    (``rules.refund_due``), oldest first."""
     charge_ids = state.session.scalars(
-        sa.select(Payment.telegram_payment_charge_id).where(due_refund_clause()).order_by(Payment.id)
+        sa.select(Payment.telegram_payment_charge_id).where(refund_due.clause()).order_by(Payment.id)
     ).all()
-    state.session.rollback()
     return list(charge_ids)
-
-
-def refund_duplicate(state: StarsState, payment: Payment) -> bool:
-    """Give back a second payment for an already-paid order (STARS_DUPLICATE_PAYMENT="refund").
-
-    If Telegram refuses or is down, the payment stays recorded as paid and not credited
-    (``problem="order_already_paid"``), so it can be refunded later with ``flask stars
-    refund``; it is never dropped.
-    """
-    try:
-        refund(state, payment.telegram_payment_charge_id, reason="second payment for a paid order")
-    except BotApiError as exc:
-        log.error("could not refund duplicate payment %s: %s", payment.telegram_payment_charge_id, exc)
-        return False
-    try:
-        language = ((payment.raw or {}).get("from") or {}).get("language_code")
-        state.gateway.send_message(
-            payment.payer_id, message("duplicate_refunded", language, stars=payment.stars)
-        )
-    except BotApiError as exc:
-        log.info("could not tell user %s about the refund: %s", payment.payer_id, exc)
-    return True

@@ -27,6 +27,7 @@ from werkzeug.exceptions import HTTPException
 from . import signals
 from .errors import StarsConfigError
 from .models import UpdateLog
+from .transaction import end_read
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -328,7 +329,7 @@ class StateCollector:
                         .where(UpdateLog.failed())
                     )
                 finally:
-                    session.rollback()
+                    end_read(self.state)
             return int(count or 0)
         except Exception:
             log.exception("flask_stars metrics: could not count failed updates")

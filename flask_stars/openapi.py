@@ -45,6 +45,23 @@ def _json(schema: str, description: str) -> dict[str, Any]:
 
 def build_spec(state: StarsState) -> dict[str, Any]:
     """The OpenAPI document for the app's mount point of ``stars_bp``."""
+    spec = _new_spec()
+    base = state.url_prefix.rstrip("/")
+    for path, operations in (
+        (f"{base}/packs", _packs()),
+        (f"{base}/invoice", _invoice()),
+        (f"{base}/orders/{{order_id}}", _order()),
+        (f"{base}/subscriptions", _subscriptions()),
+        (f"{base}/subscriptions/{{subscription_id}}/{{action}}", _change_subscription()),
+        (f"{base}/webhook", _webhook()),
+        (f"{base}/openapi.json", _this_document()),
+    ):
+        spec.path(path=path, operations=operations)
+    return spec.to_dict()
+
+
+def _new_spec() -> APISpec:
+    """The document's head: title, version, the two security schemes and the schemas."""
     spec = APISpec(
         title="flask_stars",
         version=VERSION,
@@ -78,106 +95,94 @@ def build_spec(state: StarsState) -> dict[str, Any]:
         ("Subscriptions", schemas.SubscriptionsSchema),
     ):
         spec.components.schema(name, schema=schema)
+    return spec
 
-    base = state.url_prefix.rstrip("/")
-    spec.path(
-        path=f"{base}/packs",
-        operations={"get": {"summary": "The catalogue", "responses": {"200": _json("Packs", "the packs")}}},
-    )
-    spec.path(
-        path=f"{base}/invoice",
-        operations={
-            "post": {
-                "summary": "Make or reuse the caller's pending order and return its invoice link",
-                "security": [{"initData": []}],
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": "InvoiceRequest"}},
-                },
-                "responses": {
-                    "201": _json("Invoice", "a new order"),
-                    "200": _json("Invoice", "the caller's pending order for this pack"),
-                    **_errors(400, 401, 404, 413, 429, 500, 502, 503),
-                },
-            }
-        },
-    )
-    spec.path(
-        path=f"{base}/orders/{{order_id}}",
-        operations={
-            "get": {
-                "summary": "The caller's order; wait=N long-polls while it is pending",
-                "security": [{"initData": []}],
-                "parameters": [
-                    {
-                        "name": "order_id",
-                        "in": "path",
-                        "required": True,
-                        # Anything else names no order: 404.
-                        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,32}$", "maxLength": 32},
-                    },
-                    {"in": "query", "schema": schemas.OrderQuerySchema},
-                ],
-                "responses": {"200": _json("Order", "the order"), **_errors(400, 401, 404)},
-            }
-        },
-    )
-    spec.path(
-        path=f"{base}/subscriptions",
-        operations={
-            "get": {
-                "summary": "The caller's subscriptions (monthly plans)",
-                "security": [{"initData": []}],
-                "responses": {"200": _json("Subscriptions", "newest first"), **_errors(401)},
-            }
-        },
-    )
-    spec.path(
-        path=f"{base}/subscriptions/{{subscription_id}}/{{action}}",
-        operations={
-            "post": {
-                "summary": "Stop (cancel) or resume (enable) the caller's own subscription",
-                "security": [{"initData": []}],
-                "parameters": [
-                    {
-                        "name": "subscription_id",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "integer", "format": "int64", "minimum": 0},
-                    },
-                    {
-                        "name": "action",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string", "enum": ["cancel", "enable"]},
-                    },
-                ],
-                "responses": {
-                    "200": _json("Subscription", "its new state"),
-                    **_errors(401, 404, 409, 429, 502, 503),
-                },
-            }
-        },
-    )
-    spec.path(
-        path=f"{base}/webhook",
-        operations={
-            "post": {
-                "summary": "Telegram's updates (set with `flask stars set-webhook`)",
-                "security": [{"webhookSecret": []}],
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": "TelegramUpdate"}},
-                },
-                "responses": {
-                    "200": _json("WebhookAck", "handled or ignored"),
-                    **_errors(400, 403, 413, 500),
-                },
-            }
-        },
-    )
-    spec.path(
-        path=f"{base}/openapi.json",
-        operations={"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3"}}}},
-    )
-    return spec.to_dict()
+
+def _path_parameter(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+def _packs() -> dict[str, Any]:
+    return {"get": {"summary": "The catalogue", "responses": {"200": _json("Packs", "the packs")}}}
+
+
+def _invoice() -> dict[str, Any]:
+    return {
+        "post": {
+            "summary": "Make or reuse the caller's pending order and return its invoice link",
+            "security": [{"initData": []}],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": "InvoiceRequest"}},
+            },
+            "responses": {
+                "201": _json("Invoice", "a new order"),
+                "200": _json("Invoice", "the caller's pending order for this pack"),
+                **_errors(400, 401, 404, 413, 429, 500, 502, 503),
+            },
+        }
+    }
+
+
+def _order() -> dict[str, Any]:
+    # Anything but an order id's pattern names no order: 404.
+    order_id = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,32}$", "maxLength": 32}
+    return {
+        "get": {
+            "summary": "The caller's order; wait=N long-polls while it is pending",
+            "security": [{"initData": []}],
+            "parameters": [
+                _path_parameter("order_id", order_id),
+                {"in": "query", "schema": schemas.OrderQuerySchema},
+            ],
+            "responses": {"200": _json("Order", "the order"), **_errors(400, 401, 404)},
+        }
+    }
+
+
+def _subscriptions() -> dict[str, Any]:
+    return {
+        "get": {
+            "summary": "The caller's subscriptions (monthly plans)",
+            "security": [{"initData": []}],
+            "responses": {"200": _json("Subscriptions", "newest first"), **_errors(401)},
+        }
+    }
+
+
+def _change_subscription() -> dict[str, Any]:
+    return {
+        "post": {
+            "summary": "Stop (cancel) or resume (enable) the caller's own subscription",
+            "security": [{"initData": []}],
+            "parameters": [
+                _path_parameter("subscription_id", {"type": "integer", "format": "int64", "minimum": 0}),
+                _path_parameter("action", {"type": "string", "enum": ["cancel", "enable"]}),
+            ],
+            "responses": {
+                "200": _json("Subscription", "its new state"),
+                **_errors(401, 404, 409, 429, 502, 503),
+            },
+        }
+    }
+
+
+def _webhook() -> dict[str, Any]:
+    return {
+        "post": {
+            "summary": "Telegram's updates (set with `flask stars set-webhook`)",
+            "security": [{"webhookSecret": []}],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": "TelegramUpdate"}},
+            },
+            "responses": {
+                "200": _json("WebhookAck", "handled or ignored"),
+                **_errors(400, 403, 413, 500),
+            },
+        }
+    }
+
+
+def _this_document() -> dict[str, Any]:
+    return {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3"}}}}

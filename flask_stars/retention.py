@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from .models import UpdateKind, UpdateLog, utcnow
+from .transaction import end_read, unit_of_work
 
 if TYPE_CHECKING:
     from .state import StarsState
@@ -73,23 +74,22 @@ def prune_updates(
     session = state.session
     if dry_run:
         count = session.scalar(sa.select(sa.func.count()).select_from(UpdateLog).where(_prunable(cutoff)))
-        session.rollback()
+        end_read(state)
         return PruneResult(int(count or 0), cutoff, True)
     deleted = 0
     while True:
-        ids = session.scalars(
-            sa.select(UpdateLog.id).where(_prunable(cutoff)).order_by(UpdateLog.id).limit(batch_size)
-        ).all()
-        if not ids:
-            session.rollback()
-            break
-        # The condition again: a row changed since it was read is left alone.
-        result = session.execute(
-            sa.delete(UpdateLog)
-            .where(UpdateLog.id.in_(ids), _prunable(cutoff))
-            .execution_options(synchronize_session=False)
-        )
-        session.commit()
+        with unit_of_work(state):  # one batch
+            ids = session.scalars(
+                sa.select(UpdateLog.id).where(_prunable(cutoff)).order_by(UpdateLog.id).limit(batch_size)
+            ).all()
+            if not ids:
+                break
+            # The condition again: a row changed since it was read is left alone.
+            result = session.execute(
+                sa.delete(UpdateLog)
+                .where(UpdateLog.id.in_(ids), _prunable(cutoff))
+                .execution_options(synchronize_session=False)
+            )
         deleted += result.rowcount  # type: ignore[attr-defined]
         if len(ids) < batch_size:
             break

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from flask import Flask, current_app
 
 from .botapi import BotGateway, configure_transport
-from .config import Settings, check_public_key, default_webhook_secret, resolve_callable
+from .config import Settings, resolve_callable
 from .db import StarsDatabase
-from .errors import MissingCallbackError, NotInitialisedError
+from .errors import HostCallbackFailed, MissingCallbackError, NotInitialisedError
 from .packs import Catalogue
 from .ratelimit import UserRateLimit
 from .spool import Spool
@@ -94,8 +94,10 @@ class StarsState:
 
     @property
     def sandbox_run(self) -> bool:
-        """True once a sandbox plays Telegram for this app (``use_sandbox_token``,
-        ``attach_sandbox``, ``flask_stars.testing.connect``): its bot is then a sandbox bot.
+        """True once a sandbox plays Telegram for this app (set by ``flask_stars.sandbox``'s
+        ``use_sandbox_token`` and ``attach_sandbox``, and by ``flask_stars.testing.connect``):
+        its bot is then a sandbox bot. A plain flag: the sandbox keeps everything else it
+        needs in its own ``app.extensions["stars_sandbox"]``.
 
         Setting it changes ``bot_identity``, so the tables' binding is checked again on the
         next use (``flask_stars.binding``).
@@ -125,47 +127,13 @@ class StarsState:
         return self.database.session
 
     def use_api_url(self, api_url: str) -> None:
-        """Send this process's Bot API calls to ``api_url`` (the sandbox's, in a sandbox run).
+        """Send this process's Bot API calls to ``api_url`` (a local Bot API server, or the sandbox).
 
         ``STARS_TEST_ENVIRONMENT`` still holds: with it on, calls go to
         ``<api_url>/bot<token>/test/<method>``, as they would at Telegram's.
         """
         self.settings = replace(self.settings, api_url=api_url)
         configure_transport(api_url, self.settings.api_timeout, self.settings.test_environment)
-
-    def use_sandbox_token(self, token: str, *, init_data_public_key: str) -> None:
-        """Make this process a sandbox run's bot: everything that depends on the token uses ``token``.
-
-        ``flask stars sandbox`` calls it with the sandbox's own token and the public half of
-        the Ed25519 key it made for the run, so that nothing the sandbox signs (initData from
-        ``/stars/sandbox/init-data``) is valid for the real bot, whatever ``STARS_BOT_TOKEN``
-        holds. It switches the bot (the host's own TeleBot too: in a sandbox run its calls go
-        to the sandbox, which knows only its own token) and the gateway, the webhook secret
-        (derived from ``token``; a configured one belongs to the real bot) and what the
-        initData check trusts, in the app's own mode: HMAC with ``token``, or in ``ed25519``
-        mode ``init_data_public_key`` (set as ``STARS_INIT_DATA_PUBLIC_KEY`` and checked like
-        it) in place of Telegram's key. Telegram's key never signs for the sandbox's bot id,
-        and the run's key is worthless anywhere else. The app is then a sandbox run
-        (``sandbox_run``): its tables must belong to the sandbox's bot, checked on the next use.
-        """
-        from telebot import util
-
-        key = check_public_key(init_data_public_key)
-        if key is None:
-            raise ValueError("a sandbox run needs the public key of its own Ed25519 key pair")
-        self.settings = replace(
-            self.settings,
-            bot_token=token,
-            webhook_secrets=(default_webhook_secret(token),),
-            init_data_public_key=key,
-        )
-        self.app.config["STARS_INIT_DATA_PUBLIC_KEY"] = key
-        self.bot.token = token
-        self.bot.bot_id = util.extract_bot_id(token)
-        self.bot._user = None  # telebot's cached getMe of the other bot
-        self.gateway = BotGateway(self.bot)
-        self.sandbox_run = True
-        self.database.check_again()  # another bot id: the tables' binding is checked again
 
     def _configured(self, key: str) -> PaymentCallback | None:
         value = self.app.config.get(key)
@@ -191,14 +159,21 @@ class StarsState:
         return self.callbacks.debit or self._configured("STARS_DEBIT_CALLBACK")
 
     def credit(self, payment: Payment) -> None:
-        """Run the host's credit callback (inside the caller's transaction)."""
-        self.credit_callback()(payment)
+        """Run the host's credit callback (inside the caller's transaction).
+
+        ``HostCallbackFailed`` when it raises (the callback's error is its ``original``);
+        ``MissingCallbackError`` when there is none.
+        """
+        _run_host_callback("credit", self.credit_callback(), payment)
 
     def debit(self, payment: Payment) -> None:
-        """Run the host's debit callback, if any (inside the caller's transaction)."""
+        """Run the host's debit callback, if any (inside the caller's transaction).
+
+        ``HostCallbackFailed`` when it raises (the callback's error is its ``original``).
+        """
         callback = self.debit_callback()
         if callback is not None:
-            callback(payment)
+            _run_host_callback("debit", callback, payment)
 
     def send(self, signal: NamedSignal, **kwargs: Any) -> None:
         """Send a signal; a receiver's error is logged and never undoes a payment."""
@@ -206,6 +181,16 @@ class StarsState:
             signal.send(self.app, **kwargs)
         except Exception:
             log.exception("a receiver of %s failed", signal.name)
+
+
+def _run_host_callback(which: str, callback: PaymentCallback, payment: Payment) -> None:
+    """Call the host's ``which`` callback; whatever it raises comes out as ``HostCallbackFailed``."""
+    try:
+        callback(payment)
+    except Exception as exc:
+        module = getattr(callback, "__module__", None)
+        name = getattr(callback, "__qualname__", None) or type(callback).__qualname__
+        raise HostCallbackFailed(which, exc, name=f"{module}.{name}" if module else name) from exc
 
 
 @dataclass(frozen=True)

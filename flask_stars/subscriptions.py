@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from .errors import BotApiError, SubscriptionConflict, SubscriptionNotFound
+from .errors import SubscriptionNotFound
 from .models import Order, Payment, Subscription, SubscriptionState, order_id_from_payload, utcnow
 
 if TYPE_CHECKING:
@@ -125,7 +125,6 @@ def user_subscriptions(state: StarsState, user_id: int) -> list[Subscription]:
     rows = state.session.scalars(
         sa.select(Subscription).where(Subscription.user_id == user_id).order_by(Subscription.id.desc())
     ).all()
-    state.session.rollback()
     return list(rows)
 
 
@@ -134,34 +133,6 @@ def get_subscription(state: StarsState, subscription_id: int, user_id: int | Non
     sub = state.session.get(Subscription, subscription_id, populate_existing=True)
     if sub is None or (user_id is not None and sub.user_id != user_id):
         raise SubscriptionNotFound()
-    return sub
-
-
-def set_canceled(state: StarsState, sub: Subscription, canceled: bool) -> Subscription:
-    """editUserStarSubscription: stop renewing (access lasts to ``expires_at``) or renew again.
-
-    Telegram re-enables only a subscription the bot itself cancelled; one the user
-    cancelled in Telegram cannot be (``SubscriptionConflict``). No transaction is open
-    while Telegram is called.
-    """
-    if not canceled and sub.state == SubscriptionState.CANCELED and not sub.canceled_by_bot:
-        raise SubscriptionConflict(
-            "The user cancelled this subscription in Telegram; only they can renew it.", error="conflict"
-        )
-    sub_id, user_id, charge_id = sub.id, sub.user_id, sub.charge_id
-    state.session.rollback()
-    try:
-        state.gateway.edit_subscription(user_id, charge_id, canceled)
-    except BotApiError as exc:
-        if exc.error_code == 400:
-            raise SubscriptionConflict(f"Telegram refused: {exc.description}") from None
-        raise
-    sub = get_subscription(state, sub_id)
-    sub.state = SubscriptionState.CANCELED if canceled else SubscriptionState.ACTIVE
-    sub.canceled_by_bot = canceled
-    sub.updated_at = utcnow()
-    state.session.commit()
-    state.session.refresh(sub)
     return sub
 
 

@@ -1,7 +1,8 @@
 """Setting flask_stars up on an app: check the config, build the state, wire the bot.
 
 Both ways in call ``setup_app``: ``FlaskStars.init_app`` and, when the blueprint is
-mounted on its own, ``stars_bp``'s registration hook.
+mounted on its own, ``mount_blueprint`` (``stars_bp``'s registration hook), which also adds
+the ``flask stars`` commands.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask
+from flask.sansio.blueprints import BlueprintSetupState
 from telebot import TeleBot
 
 from . import binding
 from .botapi import configure_transport
 from .chat import register_buy_command
+from .cli import register_cli
 from .config import CONFIG_KEYS, read_settings, resolve_callable
 from .db import StarsDatabase
 from .errors import MissingCallbackError, StarsConfigError
@@ -70,3 +73,27 @@ def setup_app(
     if settings.buy_command:
         register_buy_command(bot, app)
     return state
+
+
+def mount_blueprint(setup: BlueprintSetupState) -> None:
+    """``stars_bp``'s registration hook: set the app up unless ``FlaskStars`` did, keep the
+    mount point, exempt the blueprint from CSRF and add the ``flask stars`` commands.
+
+    It runs before Flask looks at the blueprint's command group, so ``flask stars`` exists
+    whichever way the app mounted it (``FlaskStars(app)`` or ``register_blueprint``).
+    """
+    app = setup.app
+    assert isinstance(app, Flask)
+    state: StarsState | None = app.extensions.get(EXTENSION_KEY)
+    if state is None:
+        # Mounted on its own (no FlaskStars object, so no decorator can come later):
+        # everything, the credit callback included, must be in the config now.
+        state = setup_app(app, require_callback=True)
+    if state.blueprint_registered:
+        raise StarsConfigError("stars_bp is already registered on this app; register it once")
+    state.blueprint_registered = True
+    state.url_prefix = setup.url_prefix or ""
+    csrf = app.extensions.get("csrf")
+    if csrf is not None and hasattr(csrf, "exempt"):
+        csrf.exempt(setup.blueprint)  # Telegram and initData-signed requests carry no CSRF token
+    register_cli(setup.blueprint.cli)

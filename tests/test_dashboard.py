@@ -527,12 +527,12 @@ def test_the_csv_refuses_a_bad_filter_before_it_streams_and_names_it(admin: Admi
 def test_an_unexpected_error_says_so_and_is_logged(
     admin: AdminShop, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from flask_stars.dashboard import queries
+    from flask_stars import reports
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr(queries, "revenue", broken)
+    monkeypatch.setattr(reports, "revenue", broken)
     admin.app.config["PROPAGATE_EXCEPTIONS"] = False
     with caplog.at_level("ERROR"):
         response = admin.client().get("/admin/")
@@ -582,6 +582,7 @@ def test_the_payments_page_costs_a_bounded_number_of_statements(admin: AdminShop
 
 def test_all_well_is_not_shown_next_to_a_refund_still_due(admin: AdminShop) -> None:
     from flask_stars import ledger
+    from flask_stars.rules import refund_due
 
     client = admin.client()
     assert 'id="all-well"' in client.get("/admin/").get_data(as_text=True)
@@ -609,7 +610,7 @@ def test_all_well_is_not_shown_next_to_a_refund_still_due(admin: AdminShop) -> N
         session.commit()
         # The overview counts what ``ledger.due_refunds`` would give back: one clause for both.
         assert ledger.due_refunds(state) == ["second-pay"]
-        assert session.scalar(sa.select(sa.func.count()).where(ledger.due_refund_clause())) == 1
+        assert session.scalar(sa.select(sa.func.count()).where(refund_due.clause())) == 1
     page = client.get("/admin/").get_data(as_text=True)
     assert 'id="warn-due"' in page
     assert 'id="all-well"' not in page and "No failed updates" not in page

@@ -177,7 +177,7 @@ def test_a_failed_run_is_recorded_with_its_error(shop):
 
 
 def test_only_the_newest_runs_are_kept(shop, monkeypatch):
-    monkeypatch.setattr(reconciliation, "KEEP_RUNS", 3)
+    monkeypatch.setattr(reconciliation.runs, "KEEP_RUNS", 3)
     for _ in range(5):
         _reconcile(shop)
     runs = shop.rows(ReconcileRun)

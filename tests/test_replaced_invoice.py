@@ -1,6 +1,6 @@
 """An invoice whose order was replaced by a newer one is refused, saying why; the new one pays.
 
-``orders.pending_order`` retires a pending order (status ``expired``) when the buyer asks
+``operations.invoice.pending_order`` retires a pending order (status ``expired``) when the buyer asks
 for the pack again and the pack changed, or under a quarter of the order's time is left.
 The buyer may still hold the old invoice (a ``sendInvoice`` message in the chat, a link):
 paying it is refused with "replaced by a newer one", not "already paid or closed", and

@@ -141,3 +141,52 @@ def test_the_dashboard_sits_on_top() -> None:
             assert not deps & dashboard, module
     for module in dashboard:
         assert not any(d.startswith("flask_stars.sandbox") for d in graph[module]), module
+
+
+def _session_endings(path: Path) -> list[int]:
+    """Lines of ``path`` that commit or roll back a session (``session.commit()``,
+    ``state.session.rollback()``...)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("commit", "rollback")
+        ):
+            owner = node.func.value
+            name = owner.attr if isinstance(owner, ast.Attribute) else getattr(owner, "id", "")
+            if "session" in name:
+                found.append(node.lineno)
+    return found
+
+
+def test_only_the_unit_of_work_ends_a_transaction() -> None:
+    """Transactions at the edges: ``transaction`` is the one module that commits or rolls
+    back; everything else goes through its unit of work, ``end_read`` or ``abandon``."""
+    offenders = {
+        module_name(path): lines
+        for path in PACKAGE.rglob("*.py")
+        if "versions" not in path.parts and (lines := _session_endings(path))
+    }
+    assert set(offenders) == {"flask_stars.transaction"}, offenders
+
+
+def test_the_check_for_session_endings_sees_one(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text("def f(state):\n    state.session.commit()\n    work.commit()\n")
+    assert _session_endings(module) == [2]
+
+
+#: The domain: it works inside the caller's transaction and never opens one.
+DOMAIN = ("ledger", "orders", "precheckout", "subscriptions", "models", "rules")
+
+
+def test_the_domain_never_opens_a_unit_of_work() -> None:
+    for path in PACKAGE.rglob("*.py"):
+        name = module_name(path)
+        if not any(name == f"flask_stars.{d}" or name.startswith(f"flask_stars.{d}.") for d in DOMAIN):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").endswith("transaction"):
+                opened = {a.name for a in node.names} & {"UnitOfWork", "unit_of_work"}
+                assert not opened, f"{name} opens a unit of work"

@@ -20,7 +20,7 @@ from flask_stars import StarsConfigError, get_state, stars_bp
 from flask_stars import config as stars_config
 from flask_stars.botapi import configure_transport
 from flask_stars.initdata import TELEGRAM_PUBLIC_KEYS, ed25519_public_key_hex, new_ed25519_key
-from flask_stars.sandbox import SANDBOX_TOKEN, Sandbox, attach_sandbox
+from flask_stars.sandbox import SANDBOX_TOKEN, Sandbox, attach_sandbox, use_sandbox_token
 from flask_stars.testing import TEST_TOKEN, init_data_header, serve
 from tests import hostapp
 from tests.conftest import Shop
@@ -188,7 +188,7 @@ def sandbox_run_in_the_test_environment(database_url: str) -> Iterator[tuple[str
     app = hostapp.create_app(database_url, STARS_TEST_ENVIRONMENT=True, STARS_INIT_DATA_VALIDATION="ed25519")
     state = get_state(app)
     key = new_ed25519_key()
-    state.use_sandbox_token(SANDBOX_TOKEN, init_data_public_key=ed25519_public_key_hex(key))
+    use_sandbox_token(app, SANDBOX_TOKEN, init_data_public_key=ed25519_public_key_hex(key))
     with Sandbox(token=SANDBOX_TOKEN) as sandbox:
         state.use_api_url(sandbox.url)
         try:

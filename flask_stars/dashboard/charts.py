@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from markupsafe import Markup, escape
 
-from .queries import Revenue
+from ..reports import Revenue
 
 WIDTH = 760
 HEIGHT = 280

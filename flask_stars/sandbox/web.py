@@ -19,14 +19,11 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import (
     Blueprint,
-    Flask,
     Response,
     abort,
     current_app,
@@ -41,21 +38,20 @@ from werkzeug.exceptions import HTTPException
 from ..audit import python_actor
 from ..errors import BotApiError, PaymentNotFound
 from ..http_errors import INTERNAL_ERROR_BODY, http_exception_body
-from ..initdata import ed25519_public_key_hex, new_ed25519_key, sign_init_data
-from ..ledger import refund as refund_payment
+from ..initdata import ed25519_public_key_hex, sign_init_data
 from ..models import Payment
+from ..operations.refund import refund as refund_payment
 from ..state import get_state
+from ..transaction import end_read
 from .buyer import TEST_USERS
-from .emulator import Sandbox
-from .webhook import make_user
+from .chats import make_user
+from .run import SandboxRun, sandbox_run_of
 
-__all__ = ["EXTENSION_KEY", "WEB_APP_VERSION", "SandboxPages", "attach_sandbox", "sandbox_bp"]
+__all__ = ["WEB_APP_VERSION", "sandbox_bp"]
 
 log = logging.getLogger(__name__)
 
 WEB_APP_VERSION = "8.0"
-#: Where the attached sandbox is kept: ``app.extensions[EXTENSION_KEY]``.
-EXTENSION_KEY = "stars_sandbox"
 STATIC_FOLDER = os.path.join(os.path.dirname(__file__), "static")
 
 sandbox_bp = Blueprint(
@@ -66,76 +62,9 @@ sandbox_bp = Blueprint(
 )
 
 
-@dataclass
-class SandboxPages:
-    """What the pages of one app need: its attached sandbox, the Mini App's URL, and the
-    Ed25519 key that signs initData's third-party ``signature`` in place of Telegram's."""
-
-    sandbox: Sandbox
-    mini_app_url: str = "/"
-    init_data_key: Ed25519PrivateKey = field(default_factory=new_ed25519_key)
-
-
-def attach_sandbox(
-    app: Flask,
-    sandbox: Sandbox,
-    base_url: str,
-    *,
-    mini_app_url: str = "/",
-    init_data_key: Ed25519PrivateKey | None = None,
-) -> str:
-    """Wire a running sandbox to ``app`` served at ``base_url``; returns the sandbox page URL.
-
-    The sandbox's webhook points at the app's ``/stars/webhook`` with the app's secret, the
-    app's Bot API calls go to the sandbox (``STARS_API_URL`` must be its URL, and the sandbox
-    must be made for the app's own token, which must be no real bot's), and the
-    sandbox pages are registered below the stars blueprint (``/stars/sandbox/``). Call it
-    before the app serves its first request (Flask registers no blueprint after that);
-    attaching again later only swaps the sandbox, the Mini App URL and the key.
-
-    The page's initData carries the HMAC ``hash`` and an Ed25519 ``signature`` made with
-    ``init_data_key`` (a fresh key when None). An app in ``ed25519`` mode must trust that
-    key: ``STARS_INIT_DATA_PUBLIC_KEY = ed25519_public_key_hex(init_data_key)``
-    (``flask stars sandbox`` sets it for its run), or attaching fails, as it would for
-    Telegram's key, which the sandbox cannot sign with.
-
-    The app becomes a sandbox run (``StarsState.sandbox_run``): its tables must belong to
-    the sandbox's bot (``flask_stars.binding``), which the next use of them checks.
-    """
-    state = get_state(app)
-    if state.settings.api_url != sandbox.url:
-        raise RuntimeError(f"STARS_API_URL must be the sandbox's URL ({sandbox.url}) to attach it")
-    if sandbox.token is None or sandbox.token != state.settings.bot_token:
-        # The page signs initData with the app's token: a sandbox made for another bot (or
-        # for any) must not turn a real bot's token into initData for any user.
-        raise RuntimeError(
-            "attach_sandbox needs a sandbox that plays the app's own bot: Sandbox(token=...) with "
-            "the app's STARS_BOT_TOKEN, which must be a token no real bot has (SANDBOX_TOKEN, "
-            "flask_stars.testing.TEST_TOKEN, or one of your tests' own)"
-        )
-    key = init_data_key if init_data_key is not None else new_ed25519_key()
-    public_key = ed25519_public_key_hex(key)
-    if state.settings.init_data_validation == "ed25519" and state.settings.init_data_public_key != public_key:
-        raise RuntimeError(
-            "the app checks initData in ed25519 mode with the key "
-            f"{state.settings.init_data_public_key}, which the sandbox cannot sign with: give "
-            "attach_sandbox(init_data_key=KEY) and STARS_INIT_DATA_PUBLIC_KEY = "
-            "ed25519_public_key_hex(KEY) (flask_stars.initdata), as flask stars sandbox does"
-        )
-    state.sandbox_run = True
-    prefix = state.url_prefix.rstrip("/")
-    if sandbox_bp.name not in app.blueprints:
-        app.register_blueprint(sandbox_bp, url_prefix=prefix + "/sandbox")
-        csrf = app.extensions.get("csrf")
-        if csrf is not None and hasattr(csrf, "exempt"):
-            csrf.exempt(sandbox_bp)  # the page's requests carry no CSRF token
-    app.extensions[EXTENSION_KEY] = SandboxPages(sandbox, mini_app_url, key)
-    sandbox.set_webhook_target(base_url.rstrip("/") + prefix + "/webhook", state.settings.webhook_secrets[0])
-    return base_url.rstrip("/") + prefix + "/sandbox/"
-
-
-def _pages() -> SandboxPages:
-    pages: SandboxPages | None = current_app.extensions.get(EXTENSION_KEY)
+def _pages() -> SandboxRun:
+    """The app's ``SandboxRun``; 404 when no sandbox is attached."""
+    pages = sandbox_run_of(current_app)
     if pages is None:
         abort(404)
     return pages
@@ -254,7 +183,7 @@ def payments() -> Response:
         }
         for p in rows
     ]
-    session.rollback()
+    end_read(get_state())
     return jsonify({"payments": body})
 
 
