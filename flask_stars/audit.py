@@ -19,7 +19,7 @@ from __future__ import annotations
 import getpass
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict, Unpack
 
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
@@ -128,16 +128,16 @@ def add(
     return int(entry_id)
 
 
-def record(
-    state: StarsState,
-    actor: Actor,
-    action: str,
-    *,
-    target: str | int | None = None,
-    reason: str | None = None,
-    outcome: str = OK,
-    detail: str | None = None,
-) -> int | None:
+class EntryFields(TypedDict, total=False):
+    """``add``'s keyword arguments, for ``record``."""
+
+    target: str | int | None
+    reason: str | None
+    outcome: str
+    detail: str | None
+
+
+def record(state: StarsState, actor: Actor, action: str, **fields: Unpack[EntryFields]) -> int | None:
     """Commit one audit entry in a unit of work of its own; its id (None if it could not
     be written: logged, never raised over the action's own outcome).
 
@@ -147,10 +147,9 @@ def record(
     abandon(state)
     try:
         with unit_of_work(state):
-            return add(
-                state, actor, action, target=target, reason=reason, outcome=outcome, detail=detail
-            )
+            return add(state, actor, action, **fields)
     except SQLAlchemyError:
+        target = fields.get("target")
         log.exception("could not record %s's %s of %s in the audit trail", actor.name, action, target)
         return None
 

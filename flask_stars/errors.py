@@ -217,6 +217,7 @@ class BotApiError(StarsError):
     CHARGE_ALREADY_REFUNDED"``) or, with no answer, what went wrong (``"127.0.0.1:1:
     Connection refused"``); ``error_code`` is Telegram's code, or None when no answer came;
     ``retry_after`` is Telegram's ``parameters.retry_after`` (seconds) when it sent one.
+    ``method`` is the Bot API method that failed (``"refundStarPayment"``).
     """
 
     error = "bot_api_error"

@@ -37,6 +37,13 @@ class FlaskStars:
     ``FlaskStars(app, db=db, bot=bot)`` or ``stars = FlaskStars(); stars.init_app(app)``.
     Keyword options override config (``None`` means "use config"). ``init_app`` registers
     ``stars_bp`` itself; ``url_prefix`` moves it from ``/stars``.
+
+    :param app: the Flask app to set up now; None to call ``init_app`` later (app factory).
+    :param db: the host's Flask-SQLAlchemy ``db``; flask_stars then uses its session and
+        engine. None: its own engine on ``STARS_DATABASE_URL`` (or an SQLite file).
+    :param bot: the host's ``telebot.TeleBot``; None: one made from ``STARS_BOT_TOKEN``.
+    :param packs: the catalogue (``Pack`` objects or mappings); None: ``STARS_PACKS``.
+    :param url_prefix: where the endpoints are mounted; None: ``/stars``.
     """
 
     def __init__(
@@ -65,7 +72,14 @@ class FlaskStars:
         packs: Iterable[Pack | Mapping[str, Any]] | None = None,
         url_prefix: str | None = None,
     ) -> None:
-        """Check the config, keep the state in ``app.extensions["stars"]``, mount ``stars_bp``."""
+        """Check the config, keep the state in ``app.extensions["stars"]``, mount ``stars_bp``.
+
+        :param app: the Flask app.
+        :param db: as the constructor's; given here, it wins over the constructor's.
+        :param bot: as the constructor's.
+        :param packs: as the constructor's.
+        :param url_prefix: as the constructor's.
+        """
         setup_app(
             app,
             callbacks=self.callbacks,
@@ -85,12 +99,17 @@ class FlaskStars:
         It gets the ledger row (``payment.user_id``, ``payment.pack.credits``), runs inside
         the payment's transaction and must not commit; if it raises, nothing is kept and
         Telegram redelivers the payment.
+
+        :param fn: ``fn(payment)``; returned unchanged.
         """
         self.callbacks.credit = fn
         return fn
 
     def debit(self, fn: F) -> F:
-        """Decorator: the callback run once, in the refund's transaction, when a payment is refunded."""
+        """Decorator: the callback run once, in the refund's transaction, when a payment is refunded.
+
+        :param fn: ``fn(payment)``, given the refunded payment; returned unchanged.
+        """
         self.callbacks.debit = fn
         return fn
 
@@ -103,6 +122,10 @@ class FlaskStars:
         refund is recorded in the audit trail with ``reason`` and ``actor`` (who asked for
         it, e.g. ``current_user.email``; ``"python"`` when None), failed ones included.
         If the debit callback raises, the ledger is unchanged and its own error is raised.
+
+        :param charge_id: the payment's ``telegram_payment_charge_id``.
+        :param reason: why, kept in the audit trail and sent with ``payment_refunded``.
+        :param actor: who asked, for the audit trail.
         """
         try:
             return refund(get_state(), charge_id, reason, actor=python_actor(actor))
@@ -117,6 +140,11 @@ class FlaskStars:
         The run is recorded in the audit trail by ``actor`` (``"python"`` when None; e.g. the
         name of your scheduler's job). ``ReconcileBusy`` while another run is under way; the
         report's ``warning`` says when the saved position did not hold (read from the start).
+
+        :param dry_run: report what would change, change nothing, record no run.
+        :param full: read every transaction Telegram lists, not only those after the saved
+            position.
+        :param actor: who ran it, for the audit trail.
         """
         return reconciliation.reconcile(get_state(), dry_run=dry_run, full=full, actor=python_actor(actor))
 
@@ -130,7 +158,13 @@ class FlaskStars:
     ) -> list[Replayed]:
         """Handle logged payment updates again (see ``flask stars replay``): a ``Replayed`` per
         update, ``ok`` False for one still not applied afterwards. Each is recorded in the
-        audit trail by ``actor`` (``"python"`` when None)."""
+        audit trail by ``actor`` (``"python"`` when None).
+
+        :param update_ids: Telegram's ``update_id`` of each update to handle again.
+        :param rows: row ids in ``stars_updates`` (a polling bot's update has no update_id).
+        :param failed: every failed update, and the spool.
+        :param actor: who asked, for the audit trail.
+        """
         return list(updates.replay(get_state(), update_ids, rows=rows, failed=failed, actor=actor))
 
     def archive_update(self, row_id: int, *, reason: str, actor: str | None = None) -> UpdateLog:
@@ -139,7 +173,11 @@ class FlaskStars:
         return archive.archive_update(get_state(), row_id, reason=reason, actor=actor)
 
     def cancel_subscription(self, subscription_id: int, *, cancel: bool = True) -> Subscription:
-        """Stop (``cancel=True``) or resume renewing a subscription (editUserStarSubscription)."""
+        """Stop (``cancel=True``) or resume renewing a subscription (editUserStarSubscription).
+
+        :param subscription_id: the row id in ``stars_subscriptions``.
+        :param cancel: True to stop renewing (access lasts to ``expires_at``), False to renew.
+        """
         state = get_state()
         return set_canceled(state, get_subscription(state, subscription_id), cancel)
 

@@ -32,7 +32,11 @@ log = logging.getLogger(__name__)
 
 
 class StarsHTTPError(StarsError, HTTPException):
-    """An error answered to an HTTP client as JSON ``{"error", "message"}`` (+ ``fields``)."""
+    """An error answered to an HTTP client as JSON ``{"error", "message"}`` (+ ``fields``).
+
+    ``code`` is the HTTP status (400 unless given), ``headers`` extra response headers
+    (``Retry-After``), ``fields`` the per-field messages of a body that did not validate.
+    """
 
     code = 400
     error = "bad_request"

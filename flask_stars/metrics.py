@@ -47,7 +47,6 @@ SCRAPE_QUERY_TIMEOUT_MS = 5000
 NO_PACK = "none"  # the pack label of a payment that names no order
 
 
-
 def _import_prometheus() -> Any:
     try:
         import prometheus_client
@@ -324,9 +323,7 @@ class StateCollector:
                     if session.get_bind(UpdateLog).dialect.name == "postgresql":
                         session.execute(sa.text(f"SET LOCAL statement_timeout = {SCRAPE_QUERY_TIMEOUT_MS}"))
                     count = session.scalar(
-                        sa.select(sa.func.count())
-                        .select_from(UpdateLog)
-                        .where(UpdateLog.failed())
+                        sa.select(sa.func.count()).select_from(UpdateLog).where(UpdateLog.failed())
                     )
                 finally:
                     end_read(self.state)

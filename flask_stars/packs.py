@@ -26,12 +26,19 @@ class Pack:
     to the credit callback.
     """
 
+    #: The pack's id, 1-64 of A-Z, a-z, 0-9, ``_`` and ``-`` (the Mini App asks for it).
     id: str
+    #: The price in whole Stars.
     stars: int
+    #: The invoice's title, 1-32 characters.
     title: str
+    #: What the host gives for it (passed to the credit callback as ``payment.pack.credits``).
     credits: Any = None
+    #: The invoice's description, 1-255 characters (the title when None).
     description: str | None = None
+    #: A picture shown on the invoice.
     photo_url: str | None = None
+    #: A monthly plan (``subscription_period`` of 30 days), renewed until cancelled.
     subscription: bool = False
 
     def __post_init__(self) -> None:

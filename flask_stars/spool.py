@@ -37,9 +37,7 @@ class Spool:
             path = self.directory / name
             os.replace(tmp, path)
         except OSError:
-            log.exception(
-                "could not spool update %s; Telegram's redelivery is all that is left", update_id
-            )
+            log.exception("could not spool update %s; Telegram's redelivery is all that is left", update_id)
             return None
         log.error("database unavailable; update %s kept in %s", update_id, path)
         return path

@@ -53,7 +53,16 @@ class Callbacks:
 class StarsState:
     """What flask_stars knows about one app: settings, catalogue, bot, database, callbacks.
 
-    Kept in ``app.extensions["stars"]``; get it with ``get_state(app)``.
+    Kept in ``app.extensions["stars"]``; get it with ``get_state(app)``. Made by the set-up
+    code (``FlaskStars.init_app`` or mounting ``stars_bp``), not by the host.
+
+    :param app: the Flask app it belongs to.
+    :param callbacks: the credit and debit callbacks set by decorator.
+    :param settings: the ``STARS_*`` config, read and checked.
+    :param packs: the catalogue.
+    :param bot: the ``telebot.TeleBot`` that talks to the Bot API.
+    :param database: the session and engine flask_stars uses.
+    :param owns_bot: whether flask_stars made ``bot`` (and may set its handlers).
     """
 
     def __init__(
@@ -163,6 +172,8 @@ class StarsState:
 
         ``HostCallbackFailed`` when it raises (the callback's error is its ``original``);
         ``MissingCallbackError`` when there is none.
+
+        :param payment: the ledger row being credited.
         """
         _run_host_callback("credit", self.credit_callback(), payment)
 
@@ -170,13 +181,19 @@ class StarsState:
         """Run the host's debit callback, if any (inside the caller's transaction).
 
         ``HostCallbackFailed`` when it raises (the callback's error is its ``original``).
+
+        :param payment: the ledger row being refunded.
         """
         callback = self.debit_callback()
         if callback is not None:
             _run_host_callback("debit", callback, payment)
 
     def send(self, signal: NamedSignal, **kwargs: Any) -> None:
-        """Send a signal; a receiver's error is logged and never undoes a payment."""
+        """Send a signal; a receiver's error is logged and never undoes a payment.
+
+        :param signal: one of ``flask_stars.signals``; the app is its sender.
+        :param kwargs: the signal's keyword arguments (``payment=``, ``order=``...).
+        """
         try:
             signal.send(self.app, **kwargs)
         except Exception:

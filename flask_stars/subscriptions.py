@@ -25,8 +25,6 @@ log = logging.getLogger(__name__)
 PERIOD = timedelta(days=30)
 
 
-
-
 def record_period(
     state: StarsState, payment: Payment, order: Order, expiration_date: int | None, now: datetime
 ) -> Subscription:

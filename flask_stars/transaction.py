@@ -4,7 +4,7 @@ Domain code (``ledger``, ``orders``, ``precheckout``, ``subscriptions``, ``rules
 inside its caller's transaction and never ends it. The edges (the webhook intake, the
 blueprint, the chat flow, the CLI, the dashboard, reconcile) and the operations they share
 (``operations``: a refund, an invoice link, a subscription change) open a unit of work,
-let the domain change the session, and commit it here. ``tests/test_structure.py`` checks
+let the domain change the session, and commit it here. ``tests/setup/test_structure.py`` checks
 that no other module calls ``commit()`` or ``rollback()``.
 
 What must happen only once a change is durable (signals, a message to the buyer, the

@@ -46,8 +46,11 @@ class CSRFError(Exception):
 class DashboardOptions:
     """What the host gave when it registered the dashboard on an app."""
 
+    #: ``access()`` True lets the request in (the host's check of its operators).
     access: AccessCheck | None
+    #: A view decorator of the host's own authentication (``login_required``).
     decorator: ViewDecorator | None
+    #: The pages' language: ``"en"``, ``"ru"``, a callable giving one, or None (the browser's).
     language: LanguageChoice
     #: Who is at the dashboard, for the audit trail (``lambda: current_user.email``); None
     #: records "dashboard".

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 SCRIPT_DIR = os.path.dirname(os.path.abspath(__file__))
 VERSIONS_DIR = os.path.join(SCRIPT_DIR, "versions")
 VERSION_TABLE = "stars_alembic_version"
-#: The newest revision (``tests/test_migrations.py`` checks it against the scripts).
+#: The newest revision (``tests/setup/test_migrations.py`` checks it against the scripts).
 HEAD = "stars_0005"
 
 

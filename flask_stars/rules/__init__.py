@@ -12,7 +12,7 @@ under one docstring that states the rule in words, with the same names for its c
 
 The SQL forms are conditions with named bind parameters (``p_*``), for statements their
 callers build once per catalogue and dialect and cache; the values come at execute time
-(each rule's ``params``). ``tests/test_rules_agree.py`` proves, with hypothesis on SQLite
+(each rule's ``params``). ``tests/money/test_rules_agree.py`` proves, with hypothesis on SQLite
 and PostgreSQL, that the two forms of each rule give the same answer over generated orders,
 requests, settings and clocks: a change to one form alone fails it.
 """

@@ -19,7 +19,7 @@ from flask_stars.initdata import sign_init_data
 from flask_stars.sandbox import TEST_USERS, WEB_APP_VERSION, Sandbox
 from flask_stars.testing import TEST_TOKEN, connect, serve
 from tests.browser.conftest import TELEGRAM_JS, WEBVIEW_PROXY
-from tests.hostapp import PACKS
+from tests.support.hostapp import PACKS
 
 PAGE = """<!doctype html>
 <html><head>

@@ -62,6 +62,12 @@ class DashboardBlueprint(Blueprint):
     """A blueprint that will not register on an app without the host's access check."""
 
     def register(self, app: App, options: dict[str, Any]) -> None:
+        """Flask's hook, run by ``app.register_blueprint(dashboard_bp, ...)``.
+
+        :param app: the host's app.
+        :param options: the keyword arguments of ``register_blueprint``: ``access=`` or
+            ``decorator=`` (one is required), ``language=``, ``actor=``, ``url_prefix=``.
+        """
         opts = DashboardOptions.from_registration(options)
         if EXTENSION_KEY in app.extensions:
             raise StarsConfigError("the Stars dashboard is already registered on this app")

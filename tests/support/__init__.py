@@ -1,0 +1,1 @@
+"""Helpers the tests share: apps, servers, shops. No tests here."""
