@@ -33,7 +33,7 @@ COUNT = 100_000
 def _fill(sandbox: Sandbox, url: str, n: int) -> None:
     """``n`` incoming payments in the sandbox's Stars ledger and, already, in ours."""
     now = int(time.time())
-    sandbox.transactions = [
+    sandbox.ledger.transactions[:] = [
         {
             "id": f"stx-r-{i}",
             "amount": 10,
