@@ -255,4 +255,10 @@ def served() -> Flask:
         STARS_SPOOL_DIR=os.environ.get("BENCH_SPOOL_DIR"),
         # Answer pre-checkout in the webhook's reply, where flask_stars supports it.
         STARS_ANSWER_IN_RESPONSE=os.environ.get("BENCH_ANSWER_IN_RESPONSE") == "1",
+        # Behind PgBouncer in transaction mode: no prepared statements (the production guide's).
+        **(
+            {"SQLALCHEMY_ENGINE_OPTIONS": {"connect_args": {"prepare_threshold": None}}}
+            if os.environ.get("BENCH_PGBOUNCER") == "1"
+            else {}
+        ),
     )

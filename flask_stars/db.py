@@ -89,12 +89,7 @@ class StarsDatabase:
         if not url:
             os.makedirs(self._app.instance_path, exist_ok=True)
             url = "sqlite:///" + os.path.join(self._app.instance_path, "stars.db")
-        kwargs: dict[str, Any] = {}
-        if sa.make_url(url).get_backend_name() == "sqlite":
-            kwargs["connect_args"] = {"timeout": 5}  # the busy timeout: wait up to 5 s for a writer
-        else:
-            kwargs["pool_pre_ping"] = True
-        return sa.create_engine(url, **kwargs)
+        return sa.create_engine(url, **private_engine_options(url))
 
     def remove(self, exc: BaseException | None = None) -> None:
         """Teardown: give the private session's connection back to the pool."""
@@ -164,6 +159,29 @@ class StarsDatabase:
             with engine.connect() as conn:
                 mode = conn.exec_driver_sql("PRAGMA journal_mode = WAL").scalar()
                 log.debug("SQLite journal mode is %s", mode)
+
+
+def private_engine_options(url: str | sa.URL) -> dict[str, Any]:
+    """``create_engine``'s options for the engine flask_stars makes itself on ``url``.
+
+    :param url: the database URL.
+
+    SQLite waits up to 5 s for a writer (its busy timeout). PostgreSQL gets a pre-ping, and
+    with psycopg 3 no server-side prepared statements (``prepare_threshold=None``): psycopg
+    prepares a statement after five runs on a connection, and a pooler in transaction mode
+    (PgBouncer before 1.21) hands the next transaction another server connection, where
+    the name is taken ("prepared statement "_pg3_0" already exists") or missing. flask_stars'
+    statements are few and cheap to plan, so they cost nothing measurable without a pooler.
+    A host that passes its own Flask-SQLAlchemy ``db`` sets the same in
+    ``SQLALCHEMY_ENGINE_OPTIONS`` (the production guide says how).
+    """
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return {"connect_args": {"timeout": 5}}
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if parsed.get_driver_name() == "psycopg":
+        options["connect_args"] = {"prepare_threshold": None}
+    return options
 
 
 def lock_for_write(session: Session, key: str) -> None:

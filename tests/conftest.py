@@ -30,6 +30,19 @@ def figure() -> Callable[[str], None]:
     return figures.record
 
 
+def pytest_configure(config: Any) -> None:
+    if os.environ.get("STARS_TEST_PGBOUNCER"):
+        # Behind PgBouncer in transaction mode every engine of this process (the tests' own
+        # and the apps' they serve in-process) prepares no statements, as the guide says a
+        # host's must: a name prepared on one server connection clashes on another.
+        sa.event.listen(sa.engine.Engine, "connect", _no_prepared_statements)
+
+
+def _no_prepared_statements(dbapi_connection: Any, _record: Any) -> None:
+    if hasattr(dbapi_connection, "prepare_threshold"):
+        dbapi_connection.prepare_threshold = None
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if figures.FIGURES:
         terminalreporter.section("flask_stars figures")

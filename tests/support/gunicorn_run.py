@@ -34,8 +34,13 @@ def gunicorn(
     workers: int = 4,
     threads: int = 4,
     env: dict[str, str] | None = None,
+    port: int | None = None,
+    log: Path | None = None,
 ) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """Serve ``tests.support.served_app`` with gunicorn; yields the process and its base URL."""
+    """Serve ``tests.support.served_app`` with gunicorn; yields the master process and its
+    base URL. The master leads a process group of its own (``os.killpg`` kills the host:
+    master and workers); ``port`` serves on that port (a host restarted where it was); ``log``
+    takes its output (else a pipe, read only if it fails to start: keep it quiet)."""
     engine = sa.create_engine(database_url)
     with engine.begin() as conn:
         hostapp.HostBase.metadata.create_all(conn)
@@ -43,7 +48,7 @@ def gunicorn(
         if engine.dialect.name == "sqlite":
             conn.exec_driver_sql("PRAGMA journal_mode = WAL")
     engine.dispose()
-    port = free_port()
+    port = port or free_port()
     full_env = {
         **os.environ,
         "PYTHONPATH": os.getcwd(),
@@ -63,7 +68,10 @@ def gunicorn(
         "warning",
         "tests.support.served_app:app",
     ]
-    proc = subprocess.Popen(cmd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = log.open("a") if log is not None else subprocess.PIPE
+    proc = subprocess.Popen(
+        cmd, env=full_env, stdout=output, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_serving(proc, base + "/stars/packs", seconds=30, what="gunicorn")
@@ -74,6 +82,8 @@ def gunicorn(
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        if log is not None:
+            output.close()  # type: ignore[union-attr]
 
 
 def open_invoice(base: str, user_id: int, pack_id: str = "stars_pack_1") -> dict[str, Any]:

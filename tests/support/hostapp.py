@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from flask import Flask
@@ -78,6 +79,10 @@ def debit_coins(payment: Any) -> None:
     current_app.extensions["host_credit_log"].debits.append(payment.telegram_payment_charge_id)
 
 
+#: The host's engine options behind PgBouncer in transaction mode (the docs' recipe).
+PGBOUNCER_ENGINE_OPTIONS = {"connect_args": {"prepare_threshold": None}, "pool_pre_ping": True}
+
+
 def create_app(database_url: str, *, mount: str = "blueprint", bot: Any = None, **config: Any) -> Flask:
     """The host app. ``mount="blueprint"``: config + register_blueprint; ``"extension"``: FlaskStars."""
     app = Flask(__name__)
@@ -87,6 +92,9 @@ def create_app(database_url: str, *, mount: str = "blueprint", bot: Any = None, 
         STARS_PACKS=PACKS,
         STARS_API_TIMEOUT=3,
     )
+    if os.environ.get("STARS_TEST_PGBOUNCER"):
+        # Behind PgBouncer in transaction mode, as the several-hosts guide sets a host's engine.
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = PGBOUNCER_ENGINE_OPTIONS
     if mount == "blueprint":
         app.config["STARS_CREDIT_CALLBACK"] = "tests.support.hostapp:credit_coins"
         app.config["STARS_DEBIT_CALLBACK"] = "tests.support.hostapp:debit_coins"
