@@ -22,20 +22,21 @@ from flask_stars import FlaskStars, StarsConfigError, StarsHTTPError, request_in
 
 from .models import User, db
 
+#: The catalogue, in the buyer's language: Telegram's language_code picks the text, else English.
 PACKS = [
     {
         "id": "stars_pack_1",
         "stars": 10,
-        "title": "Starter pack",
+        "title": {"en": "Starter pack", "ru": "Стартовый набор", "de": "Startpaket"},
         "credits": 1_000_000,
-        "description": "1,000,000 coins",
+        "description": {"en": "1,000,000 coins", "ru": "1 000 000 монет", "de": "1.000.000 Münzen"},
     },
     {
         "id": "stars_pack_2",
         "stars": 40,
-        "title": "Premium pack",
+        "title": {"en": "Premium pack", "ru": "Премиум-набор", "de": "Premiumpaket"},
         "credits": 5_000_000,
-        "description": "5,000,000 coins",
+        "description": {"en": "5,000,000 coins", "ru": "5 000 000 монет", "de": "5.000.000 Münzen"},
     },
 ]
 
@@ -95,7 +96,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     @app.get("/")
     def index() -> str:
-        return render_template("index.html", sandbox=app.config["SANDBOX"])
+        # A sandbox run, `python -m example_app` or `flask stars sandbox` alike: the page may
+        # then use the sandbox's stand-in for telegram-web-app.js where telegram.org is out of reach.
+        sandbox = app.config["SANDBOX"] or stars.state().sandbox_run
+        return render_template("index.html", sandbox=sandbox)
 
     @app.get("/api/me")
     def me() -> Any:

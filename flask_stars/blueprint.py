@@ -19,6 +19,7 @@ from . import metrics, orders
 from .auth import request_init_data
 from .errors import (
     BotApiError,
+    InvalidInitData,
     OrderNotFound,
     PackNotFound,
     RateLimitUnavailable,
@@ -30,6 +31,7 @@ from .models import INT64_MAX, ORDER_ID_RE, Order, Subscription
 from .openapi import build_spec
 from .operations import invoice
 from .operations.subscription import set_canceled
+from .packs import Pack
 from .schemas import (
     ValidationError,
     invoice_request_schema,
@@ -168,8 +170,34 @@ def _subscription_json(sub: Subscription) -> dict[str, Any]:
 
 @stars_bp.get("/packs")
 def packs() -> Response:
-    """The catalogue."""
-    return jsonify(packs_schema.dump({"packs": list(get_state().packs.values())}))
+    """The catalogue, in the buyer's language: initData's ``user.language_code`` when the Mini
+    App sends it (``stars.js`` does), else the best of ``Accept-Language``."""
+    state = get_state()
+    language = _buyer_language(state)
+    return jsonify(packs_schema.dump({"packs": [_pack_view(p, language) for p in state.packs.values()]}))
+
+
+def _buyer_language(state: StarsState) -> str | None:
+    """The language to answer an unauthenticated catalogue request in (None: English)."""
+    if request.headers.get("Authorization"):
+        try:
+            return request_init_data().user.language_code
+        except InvalidInitData:
+            pass  # the catalogue is public: a stale initData still gets it, by Accept-Language
+    offered = sorted({tag for pack in state.packs.values() for tag in (*pack.titles, *pack.descriptions)})
+    return request.accept_languages.best_match(offered) if offered else None
+
+
+def _pack_view(pack: Pack, language: str | None) -> dict[str, Any]:
+    """``pack`` as the Mini App shows it to a buyer of ``language``."""
+    return {
+        "id": pack.id,
+        "title": pack.title_in(language),
+        "description": pack.description_in(language),
+        "stars": pack.stars,
+        "credits": pack.credits,
+        "subscription": pack.subscription,
+    }
 
 
 @stars_bp.post("/invoice")
@@ -185,14 +213,15 @@ def create_invoice() -> tuple[Response, int]:
     if pack is None:
         raise PackNotFound(f"No pack {body['pack_id']!r}.")
     state.credit_callback()  # do not sell what could not be credited
-    order, created = invoice.open_invoice(state, init.user.id, pack)
+    language = init.user.language_code
+    order, created = invoice.open_invoice(state, init.user.id, pack, language)
     payload = invoice_schema.dump(
         {
             "order_id": order.id,
             "invoice_url": order.invoice_url,
             "status": orders.order_status(order),
             "expires_at": order.expires_at,
-            "pack": pack,
+            "pack": _pack_view(pack, language),
         }
     )
     return jsonify(payload), 201 if created else 200

@@ -119,33 +119,40 @@ class BotGateway:
         self.bot = bot
 
     @staticmethod
-    def _invoice(pack: Pack) -> dict[str, Any]:
-        """What every Stars invoice carries: XTR, exactly one price, no provider token."""
+    def _invoice(pack: Pack, language: str | None) -> dict[str, Any]:
+        """What every Stars invoice carries: XTR, exactly one price, no provider token; its
+        texts in the buyer's ``language``."""
+        title = pack.title_in(language)
         return {
-            "title": pack.title,
-            "description": pack.invoice_description,
+            "title": title,
+            "description": pack.description_in(language),
             "provider_token": None,  # telebot then omits it, as Telegram asks for XTR
             "currency": XTR,
             # XTR amounts are whole Stars: 10 Stars is amount=10, never 1000.
-            "prices": [types.LabeledPrice(label=pack.title, amount=pack.stars)],  # type: ignore[no-untyped-call]
+            "prices": [types.LabeledPrice(label=title, amount=pack.stars)],  # type: ignore[no-untyped-call]
             "photo_url": pack.photo_url,
         }
 
-    def create_invoice_link(self, order: Order, pack: Pack) -> str:
-        """createInvoiceLink for ``order`` (subscriptions get Telegram's only period, 30 days)."""
+    def create_invoice_link(self, order: Order, pack: Pack, language: str | None = None) -> str:
+        """createInvoiceLink for ``order`` (subscriptions get Telegram's only period, 30 days),
+        titled in the buyer's ``language`` (Telegram's ``language_code``; None: English)."""
         period = SUBSCRIPTION_PERIOD if pack.subscription else None
         return _call(
             "createInvoiceLink",
             lambda: self.bot.create_invoice_link(
-                payload=order.payload, subscription_period=period, **self._invoice(pack)
+                payload=order.payload, subscription_period=period, **self._invoice(pack, language)
             ),
         )
 
-    def send_invoice(self, chat_id: int, order: Order, pack: Pack) -> types.Message:
-        """sendInvoice in the chat for ``order`` (one-time packs only: Telegram's rule)."""
+    def send_invoice(
+        self, chat_id: int, order: Order, pack: Pack, language: str | None = None
+    ) -> types.Message:
+        """sendInvoice in the chat for ``order`` (one-time packs only: Telegram's rule), in the
+        buyer's ``language``."""
+        invoice = self._invoice(pack, language)
         return _call(
             "sendInvoice",
-            lambda: self.bot.send_invoice(chat_id, invoice_payload=order.payload, **self._invoice(pack)),
+            lambda: self.bot.send_invoice(chat_id, invoice_payload=order.payload, **invoice),
         )
 
     def answer_pre_checkout(self, query_id: str, ok: bool, error_message: str | None = None) -> bool:

@@ -14,7 +14,6 @@ from telebot import types
 
 from . import metrics
 from .errors import BotApiError, MissingCallbackError, RateLimited, RateLimitUnavailable
-from .messages import message
 from .operations.invoice import open_invoice, pending_order
 from .state import get_state
 
@@ -34,10 +33,11 @@ def offer_packs(state: StarsState, chat_id: int, language_code: str | None) -> N
     for pack in state.packs.values():
         markup.add(
             types.InlineKeyboardButton(
-                f"{pack.title} — {pack.stars} ⭐", callback_data=f"{BUY_CALLBACK_PREFIX}{pack.id}"
+                f"{pack.title_in(language_code)} — {pack.stars} ⭐",
+                callback_data=f"{BUY_CALLBACK_PREFIX}{pack.id}",
             )
         )
-    state.gateway.send_message(chat_id, message("choose_pack", language_code), reply_markup=markup)
+    state.gateway.send_message(chat_id, state.message("choose_pack", language_code), reply_markup=markup)
 
 
 def send_pack_invoice(
@@ -54,23 +54,24 @@ def send_pack_invoice(
     state.invoice_limit.hit(user_id)
     pack = state.packs.get(pack_id)
     if pack is None:
-        state.gateway.send_message(chat_id, message("unknown_pack", language_code))
+        state.gateway.send_message(chat_id, state.message("unknown_pack", language_code))
         return
     try:
         state.credit_callback()
     except MissingCallbackError:
         log.error("no credit callback; not selling %s", pack_id)
-        state.gateway.send_message(chat_id, message("shop_unavailable", language_code))
+        state.gateway.send_message(chat_id, state.message("shop_unavailable", language_code))
         return
     if pack.subscription:
         # Telegram takes subscription_period only in createInvoiceLink: send the link.
-        order, _ = open_invoice(state, user_id, pack)
+        order, _ = open_invoice(state, user_id, pack, language_code)
         markup = types.InlineKeyboardMarkup()
-        markup.add(types.InlineKeyboardButton(f"{pack.title} — {pack.stars} ⭐", url=order.invoice_url))
-        state.gateway.send_message(chat_id, pack.invoice_description, reply_markup=markup)
+        button = f"{pack.title_in(language_code)} — {pack.stars} ⭐"
+        markup.add(types.InlineKeyboardButton(button, url=order.invoice_url))
+        state.gateway.send_message(chat_id, pack.description_in(language_code), reply_markup=markup)
         return
     order, _ = pending_order(state, user_id, pack)
-    state.gateway.send_invoice(chat_id, order, pack)
+    state.gateway.send_invoice(chat_id, order, pack, language_code)
 
 
 def _tell(state: StarsState, chat_id: int, text: str) -> None:
@@ -106,11 +107,11 @@ def register_buy_command(bot: TeleBot, app: Flask) -> None:
                 # One short line per typed command (the user's own pace), never an invoice.
                 log.info("/%s from user %s: over the invoice limit", command, msg.from_user.id)
                 state.gateway.send_message(
-                    msg.chat.id, message("rate_limited", lang, seconds=exc.retry_after)
+                    msg.chat.id, state.message("rate_limited", lang, seconds=exc.retry_after)
                 )
             except RateLimitUnavailable as exc:
                 metrics.rate_limit_unavailable(state, exc.limit)  # logged where it was raised
-                _tell(state, msg.chat.id, message("limit_unavailable", lang))
+                _tell(state, msg.chat.id, state.message("limit_unavailable", lang))
             except BotApiError as exc:
                 log.error("/%s failed: %s", command, exc)
 
@@ -127,10 +128,10 @@ def register_buy_command(bot: TeleBot, app: Flask) -> None:
                 # Past the limit the press gets only its callback answer (which Telegram
                 # needs anyway), with a short notice: no invoice, no extra message.
                 log.info("button from user %s: over the invoice limit", call.from_user.id)
-                notice = message("rate_limited", lang, seconds=exc.retry_after)
+                notice = state.message("rate_limited", lang, seconds=exc.retry_after)
             except RateLimitUnavailable as exc:
                 metrics.rate_limit_unavailable(state, exc.limit)  # logged where it was raised
-                notice = message("limit_unavailable", lang)
+                notice = state.message("limit_unavailable", lang)
             except BotApiError as exc:
                 log.error("buying %s from the chat failed: %s", pack_id, exc)
             except Exception:

@@ -180,7 +180,12 @@ def _folder(key: str, value: Any) -> str | None:
 #: this table; the README's "Configuration" says the same.
 KEYS: dict[str, ConfigKey] = {
     "STARS_BOT_TOKEN": ConfigKey(None, _token, "bot token (unless a TeleBot is passed as bot=)"),
-    "STARS_PACKS": ConfigKey(None, None, "the catalogue: a list of dicts or Pack objects"),
+    "STARS_PACKS": ConfigKey(
+        None,
+        None,
+        "the catalogue: a list of dicts or Pack objects; a title or description may be given "
+        "per language ({'en': ..., 'ru': ...}), read in the buyer's Telegram language",
+    ),
     "STARS_CREDIT_CALLBACK": ConfigKey(None, None, 'callable or "module:attr" crediting a paid order'),
     "STARS_DEBIT_CALLBACK": ConfigKey(
         None, None, 'callable or "module:attr" run once when a payment is refunded'
@@ -261,6 +266,11 @@ KEYS: dict[str, ConfigKey] = {
         _folder,
         "folder for money updates the database could not take; instance/stars-spool when None",
     ),
+    "STARS_TRANSLATIONS_DIR": ConfigKey(
+        None,
+        _folder,
+        "your own catalogues of the buyer's texts (<lang>/LC_MESSAGES/flask_stars.mo), read first",
+    ),
     "STARS_ANSWER_IN_RESPONSE": ConfigKey(
         False,
         _flag,
@@ -331,6 +341,7 @@ class Settings:
     order_waits_max: int
     rate_limit_storage: str
     spool_dir: str | None
+    translations_dir: str | None
     pre_checkout_timeout: float
     answer_in_response: bool
     update_retention_days: int | None

@@ -38,8 +38,10 @@ class _IgnoresUnknown(Schema):
 
 class PackSchema(Schema):
     id = fields.String(required=True, metadata={"example": "stars_pack_1"})
-    title = fields.String(required=True, metadata={"example": "Starter pack"})
-    description = fields.String(required=True, attribute="invoice_description")
+    title = fields.String(
+        required=True, metadata={"description": "in the buyer's language", "example": "Starter pack"}
+    )
+    description = fields.String(required=True, metadata={"description": "in the buyer's language"})
     stars = fields.Integer(
         required=True, metadata={"description": "price in whole Telegram Stars", "example": 10}
     )

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Flask, current_app
 
+from . import messages
 from .botapi import BotGateway, configure_transport
 from .config import Settings, resolve_callable
 from .db import StarsDatabase
@@ -187,6 +188,15 @@ class StarsState:
         callback = self.debit_callback()
         if callback is not None:
             _run_host_callback("debit", callback, payment)
+
+    def message(self, key: str, language_code: str | None, **values: object) -> str:
+        """A buyer's text (``messages.MESSAGES``) in their language, the host's catalogues first.
+
+        :param key: a key of ``messages.MESSAGES``.
+        :param language_code: the buyer's Telegram ``language_code``, or None.
+        :param values: the text's placeholders (``seconds=``, ``stars=``).
+        """
+        return messages.message(key, language_code, self.settings.translations_dir, **values)
 
     def send(self, signal: NamedSignal, **kwargs: Any) -> None:
         """Send a signal; a receiver's error is logged and never undoes a payment.

@@ -3,8 +3,9 @@
   "use strict";
   var tg = window.Telegram && window.Telegram.WebApp;
   var user = (tg && tg.initDataUnsafe && tg.initDataUnsafe.user) || {};
-  var lang = String(user.language_code || navigator.language || "en").slice(0, 2) === "ru" ? "ru" : "en";
-  var numbers = new Intl.NumberFormat(lang === "ru" ? "ru-RU" : "en-US");
+  var asked = String(user.language_code || navigator.language || "en").slice(0, 2).toLowerCase();
+  var lang = {ru: "ru", de: "de"}[asked] || "en";
+  var numbers = new Intl.NumberFormat({ru: "ru-RU", de: "de-DE", en: "en-US"}[lang]);
 
   var TEXT = {
     en: {
@@ -22,7 +23,7 @@
       error: "Something went wrong: {message}",
     },
     ru: {
-      title: "Магазин монет", balance: "Ваш баланс", coins: "монет", buy: "Купить валюту", choose: "Выберите пакет",
+      title: "Магазин монет", balance: "Ваш баланс", coins: "монет", buy: "Купить монеты", choose: "Выберите пакет",
       fineprint: "Оплата звёздами Telegram. Монеты зачисляются, как только Telegram подтвердит платёж.",
       hello: "Привет, {name}!", gives: "{coins} монет",
       creating: "Готовим счёт…", invoice_open: "Завершите оплату в Telegram…",
@@ -34,6 +35,20 @@
       init_data_expired: "Сессия устарела. Закройте и откройте приложение снова.",
       no_telegram: "Откройте эту страницу из Telegram.",
       error: "Что-то пошло не так: {message}",
+    },
+    de: {
+      title: "Münzshop", balance: "Dein Guthaben", coins: "Münzen", buy: "Münzen kaufen", choose: "Wähle ein Paket",
+      fineprint: "Bezahlt mit Telegram Stars. Die Münzen kommen, sobald Telegram die Zahlung bestätigt.",
+      hello: "Hallo, {name}!", gives: "{coins} Münzen",
+      creating: "Rechnung wird vorbereitet…", invoice_open: "Schließe die Zahlung in Telegram ab…",
+      confirming: "Telegram hat die Zahlung erhalten, wird bestätigt…",
+      paid: "Bezahlt! +{coins} Münzen", cancelled: "Zahlung abgebrochen. Es wurden keine Stars abgebucht.",
+      failed: "Die Zahlung ist nicht durchgegangen. Es wurden keine Münzen gutgeschrieben.",
+      pending: "Telegram bearbeitet die Zahlung noch. Deine Münzen erscheinen hier, sobald sie bestätigt ist.",
+      invalid_init_data: "Deine Telegram-Sitzung ließ sich nicht prüfen. Schließe die App und öffne sie erneut.",
+      init_data_expired: "Deine Sitzung ist abgelaufen. Schließe die App und öffne sie erneut.",
+      no_telegram: "Öffne diese Seite aus Telegram.",
+      error: "Etwas ist schiefgelaufen: {message}",
     },
   }[lang];
 

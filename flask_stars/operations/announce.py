@@ -11,7 +11,6 @@ import logging
 from .. import signals
 from ..errors import BotApiError
 from ..ledger import PaymentResult
-from ..messages import message
 from ..models import Payment
 from ..state import StarsState
 from .refund import refund
@@ -69,7 +68,7 @@ def refund_duplicate(state: StarsState, payment: Payment) -> bool:
     try:
         language = ((payment.raw or {}).get("from") or {}).get("language_code")
         state.gateway.send_message(
-            payment.payer_id, message("duplicate_refunded", language, stars=payment.stars)
+            payment.payer_id, state.message("duplicate_refunded", language, stars=payment.stars)
         )
     except BotApiError as exc:
         log.info("could not tell user %s about the refund: %s", payment.payer_id, exc)

@@ -72,12 +72,16 @@ def pending_order(state: StarsState, user_id: int, pack: Pack) -> tuple[Order, b
     raise OrderConflict()
 
 
-def open_invoice(state: StarsState, user_id: int, pack: Pack) -> tuple[Order, bool]:
+def open_invoice(
+    state: StarsState, user_id: int, pack: Pack, language: str | None = None
+) -> tuple[Order, bool]:
     """The user's pending order for ``pack`` with an invoice link: ``(order, created)``.
 
     :param state: the extension's state.
     :param user_id: the buyer's Telegram user id.
     :param pack: the pack asked for.
+    :param language: the buyer's Telegram ``language_code``: the link's title and description
+        are in it (``Pack.title_in``). A link already made is handed out as it is.
 
     A pending order that already has a link is returned as it is, with no Bot API call.
     """
@@ -88,7 +92,7 @@ def open_invoice(state: StarsState, user_id: int, pack: Pack) -> tuple[Order, bo
     # waiting for Telegram): make one. Two links for one order carry the same payload, so
     # either pays the same order; the first one stored is the one handed out.
     try:
-        url = state.gateway.create_invoice_link(order, pack)
+        url = state.gateway.create_invoice_link(order, pack, language)
     except BotApiError:
         if created:
             with unit_of_work(state):

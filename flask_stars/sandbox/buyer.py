@@ -19,11 +19,12 @@ from .webhook import Delivery, WebhookDeliverer
 
 __all__ = ["TEST_USERS", "Buyer", "PaymentAttempt"]
 
-#: Test users the sandbox page offers (one speaks Russian, to see the Russian texts).
+#: Test users the sandbox page offers (Russian and German ones, to see the texts in their language).
 TEST_USERS: list[dict[str, Any]] = [
     {"id": 111111, "is_bot": False, "first_name": "Ann", "username": "ann_test", "language_code": "en"},
     {"id": 222222, "is_bot": False, "first_name": "Иван", "username": "ivan_test", "language_code": "ru"},
     {"id": 333333, "is_bot": False, "first_name": "Bob", "username": "bob_test", "language_code": "en"},
+    {"id": 444444, "is_bot": False, "first_name": "Hanna", "username": "hanna_test", "language_code": "de"},
 ]
 
 

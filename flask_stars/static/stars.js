@@ -157,7 +157,10 @@
   }
 
   function packs() {
-    return fetch(baseUrl + "/packs", {credentials: "same-origin"})
+    // The buyer's initData, when Telegram gave one, so the packs come in their language.
+    var tg = global.Telegram && global.Telegram.WebApp;
+    var headers = tg && tg.initData ? {Authorization: "tma " + tg.initData} : {};
+    return fetch(baseUrl + "/packs", {headers: headers, credentials: "same-origin"})
       .then(function (response) {
         if (!response.ok) throw StarsError("http_" + response.status, "Could not load the packs.", response.status);
         return response.json();

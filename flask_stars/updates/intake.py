@@ -27,7 +27,6 @@ from telebot import types
 
 from .. import ledger, metrics
 from ..errors import BotApiError, HostCallbackFailed
-from ..messages import message
 from ..models import Payment, UpdateKind
 from ..operations.announce import announce_payment
 from ..operations.refund import announce_refund
@@ -132,7 +131,9 @@ def handle_pre_checkout(
     """
     started = time.perf_counter()
     decision = _decide_and_record(state, query, update_id, body)
-    error_message = None if decision.ok else message(decision.reason or "try_again", query.language_code)
+    error_message = (
+        None if decision.ok else state.message(decision.reason or "try_again", query.language_code)
+    )
     announce = functools.partial(_announce_pre_checkout, state, query, decision, started)
     detail = "ok" if decision.ok else str(decision.reason)
     if can_reply and state.settings.answer_in_response:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from playwright.sync_api import expect
 
 from flask_stars.sandbox import TEST_USERS
 from tests.browser.conftest import TELEGRAM_JS, buy_premium_on_sandbox_page, shot
 
-ANN, IVAN = TEST_USERS[0], TEST_USERS[1]
+ANN, IVAN, HANNA = TEST_USERS[0], TEST_USERS[1], TEST_USERS[3]
 
 
 def _open_invoice_events(page):
@@ -133,7 +134,7 @@ def test_double_click_opens_one_invoice(mini_app, example):
 
 def test_russian_user_sees_russian(mini_app, example):
     page = mini_app(IVAN)
-    expect(page.locator("#open-shop")).to_have_text("Купить валюту")
+    expect(page.locator("#open-shop")).to_have_text("Купить монеты")
     page.click("#open-shop")
     expect(page.locator(".pack .gives").first).to_have_text("1 000 000 монет")
     shot(page, "webview-russian-shop")
@@ -161,7 +162,7 @@ def test_sandbox_page_plays_telegram_web_in_an_iframe(page, example, telegram_we
 
     # Switch to the Russian test user: a fresh initData, the Russian page, their own balance.
     page.select_option("#user", str(IVAN["id"]))
-    expect(app.locator("#open-shop")).to_have_text("Купить валюту")
+    expect(app.locator("#open-shop")).to_have_text("Купить монеты")
     app.locator("#open-shop").click()
     app.locator("button.price[data-pack=stars_pack_2]").click()
     page.click("#pay")
@@ -190,6 +191,47 @@ def test_sandbox_cancel_and_lost_webhook(page, example, telegram_web_app_js):
     page.click("#pay")
     expect(app.locator("#status")).to_contain_text("still processing", timeout=10_000)
     assert example.balance(ANN["id"]) == 0
+    # "Lose" was for that payment only: the next one is delivered and credited.
+    expect(page.locator("#lose")).not_to_be_checked()
+    app.locator("#open-shop").click()
+    app.locator("button.price[data-pack=stars_pack_2]").click()
+    page.click("#pay")
+    expect(app.locator("#balance")).to_have_text("5,000,000")
+    assert example.balance(ANN["id"]) == 5_000_000
+
+
+@pytest.mark.parametrize(
+    ("user", "buy", "title", "pay", "total", "balance"),
+    [
+        (IVAN, "Купить монеты", "Премиум-набор", "Оплатить ⭐ 40", "Итого", "5 000 000"),
+        (HANNA, "Münzen kaufen", "Premiumpaket", "Bezahlen ⭐ 40", "Gesamt", "5.000.000"),
+    ],
+)
+def test_the_sandbox_speaks_the_buyers_language(
+    page, example, telegram_web_app_js, user, buy, title, pay, total, balance
+):
+    page.route(
+        TELEGRAM_JS, lambda route: route.fulfill(body=telegram_web_app_js, content_type="text/javascript")
+    )
+    page.goto(example.base + f"/stars/sandbox/?user={user['id']}")
+    app = page.frame_locator("#miniapp")
+    expect(app.locator("#open-shop")).to_have_text(buy)
+    app.locator("#open-shop").click()
+    expect(app.locator(".pack .name").nth(1)).to_have_text(title)
+    app.locator("button.price[data-pack=stars_pack_2]").click()
+    expect(page.locator("#sheet-title")).to_have_text(title)
+    expect(page.locator("#pay")).to_have_text(pay)
+    expect(page.locator("#sheet-total")).to_have_text(total)
+    page.click("#pay")
+    expect(app.locator("#balance")).to_have_text(balance)
+    link = example.tg.calls_to("createInvoiceLink")[-1]
+    assert link["title"] == title
+    # The traffic is listed in the order it happened: the link before the sheet closed.
+    expect(page.locator("#log")).to_contain_text("successful_payment → HTTP 200")
+    entries = page.locator("#log li").all_inner_texts()
+    made = next(i for i, e in enumerate(entries) if "createInvoiceLink" in e)
+    closed = next(i for i, e in enumerate(entries) if "invoice_closed" in e)
+    assert made < closed, entries
 
 
 def test_sandbox_works_offline_with_its_stand_in_script(page, example):

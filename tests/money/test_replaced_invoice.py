@@ -14,13 +14,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from flask_stars.messages import MESSAGES
+from flask_stars.messages import message
 from flask_stars.models import Order, utcnow
 from flask_stars.packs import Catalogue
 from flask_stars.sandbox import make_user
 from tests.support import hostapp
-
-REPLACED = MESSAGES["order_replaced"]
 
 
 def _reprice(shop: Any, stars: int) -> None:
@@ -49,7 +47,7 @@ def test_the_old_chat_invoice_after_a_price_change_is_refused_and_the_new_one_pa
 
     refused = shop.tg.pay(old, 7)
     assert not refused.ok and refused.charge_id is None
-    assert refused.error_message == REPLACED["en"]
+    assert refused.error_message == message("order_replaced", "en")
     assert shop.payments() == [] and shop.balance(7) == 0
     assert shop.order(_order_id(old)).status == "expired"
 
@@ -68,7 +66,7 @@ def test_a_second_click_late_in_the_orders_life_replaces_it_in_russian_too(shop:
     assert second.status_code == 201 and second.json()["order_id"] != first["order_id"]
 
     refused = shop.tg.pay(first["invoice_url"], ivan)
-    assert not refused.ok and refused.error_message == REPLACED["ru"]
+    assert not refused.ok and refused.error_message == message("order_replaced", "ru")
     assert shop.payments() == [] and shop.balance(11) == 0
 
     assert shop.tg.pay(second.json()["invoice_url"], ivan).ok
@@ -82,7 +80,7 @@ def test_a_replaced_order_whose_time_ran_out_has_simply_expired(shop: Any) -> No
     shop.tg.send_text(7, "/buy_stars stars_pack_1")
     _set_expiry(shop, _order_id(old), utcnow() - timedelta(seconds=1))
     refused = shop.tg.pay(old, 7)
-    assert not refused.ok and refused.error_message == MESSAGES["order_expired"]["en"]
+    assert not refused.ok and refused.error_message == message("order_expired")
     assert shop.payments() == []
 
 
@@ -90,5 +88,5 @@ def test_a_paid_order_still_says_paid_or_closed(shop: Any) -> None:
     order_id, attempt = shop.buy(7)
     assert attempt.ok
     again = shop.tg.pay(shop.tg.invoice(f"order:{order_id}"), 7)
-    assert not again.ok and again.error_message == MESSAGES["order_not_pending"]["en"]
+    assert not again.ok and again.error_message == message("order_not_pending")
     assert shop.balance(7) == 1_000_000

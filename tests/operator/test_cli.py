@@ -3,13 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 import requests
@@ -18,6 +11,7 @@ from flask_stars.errors import InvalidInitData
 from flask_stars.initdata import validate_init_data
 from flask_stars.sandbox import SANDBOX_TOKEN, TEST_USERS
 from flask_stars.testing import init_data_header
+from tests.support.servers import buy_in_sandbox_run, sandbox_run
 
 
 def test_set_webhook_sends_secret_and_payment_update_types(shop):
@@ -73,50 +67,6 @@ def test_payments_and_orders_listings(shop):
     assert "charge_id" in table and "stars_pack_1" in table
     rows = json.loads(runner.invoke(args=["stars", "orders", "--json", "--status", "paid"]).output)
     assert len(rows) == 1 and rows[0]["user"] == 42
-
-
-@contextmanager
-def sandbox_run(app_spec: str) -> Iterator[tuple[str, list[str]]]:
-    """`flask stars sandbox` for ``app_spec`` in a real subprocess: yields its base URL and,
-    once the block ends and the run is stopped, the list holds what it printed."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", app_spec, "stars", "sandbox", "--port", str(port)],
-        env={**os.environ, "PYTHONPATH": os.getcwd()},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    printed: list[str] = []
-    try:
-        for _ in range(100):
-            try:
-                if requests.get(base + "/stars/sandbox/", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        else:
-            raise AssertionError("the sandbox did not come up")
-        yield base, printed
-    finally:
-        proc.terminate()
-        printed.append(proc.communicate(timeout=10)[0])
-
-
-def buy_in_sandbox_run(base: str, init_data: str, user_id: int, pack_id: str) -> None:
-    """Invoice, Pay on the sandbox page, and the server says paid."""
-    auth = {"Authorization": "tma " + init_data}
-    order = requests.post(base + "/stars/invoice", json={"pack_id": pack_id}, headers=auth, timeout=5).json()
-    slug = order["invoice_url"].rsplit("$", 1)[1]
-    paid = requests.post(
-        base + "/stars/sandbox/pay", json={"slug": slug, "user_id": user_id}, timeout=15
-    ).json()
-    assert paid["ok"] and paid["webhook_status"] == 200
-    status = requests.get(base + f"/stars/orders/{order['order_id']}", headers=auth, timeout=5).json()
-    assert status["status"] == "paid"
 
 
 def test_flask_stars_sandbox_runs_a_host_app_with_telegram_emulated(tmp_path):

@@ -282,7 +282,7 @@ def example_app(database_url: str) -> Iterator[str]:
 def test_the_example_app_restarted_on_its_own_database_keeps_working(database_url: str) -> None:
     """Every run's sandbox plays the same bot (SANDBOX_TOKEN), so a restart is the same bot."""
     from example_app.models import Base as ExampleBase
-    from tests.operator.test_cli import buy_in_sandbox_run
+    from tests.support.servers import buy_in_sandbox_run
 
     user = TEST_USERS[0]
     engine = sa.create_engine(database_url)

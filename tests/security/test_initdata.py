@@ -235,7 +235,7 @@ def test_flask_stars_sandbox_runs_an_ed25519_app_with_a_key_of_its_own(database_
     from flask_stars.initdata import new_ed25519_key
     from flask_stars.sandbox import SANDBOX_TOKEN, TEST_USERS
     from flask_stars.testing import init_data_header
-    from tests.operator.test_cli import sandbox_run
+    from tests.support.servers import sandbox_run
 
     app_spec = f"tests.support.hostapp:create_app({database_url!r}, STARS_INIT_DATA_VALIDATION='ed25519')"
     with sandbox_run(app_spec) as (base, _printed):

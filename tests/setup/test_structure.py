@@ -111,6 +111,8 @@ def test_the_state_sits_at_the_bottom() -> None:
             "db",
             "botapi",
             "packs",
+            "languages",
+            "messages",
             "ratelimit",
             "spool",
             "migrations",

@@ -210,7 +210,7 @@ def state() -> StarsState:
 
 def pack_names(stars: StarsState, lang: str) -> dict[str, str]:
     """Each pack's title by its id, and what to call payments that matched no order."""
-    names = {pack.id: pack.title for pack in stars.packs.values()}
+    names = {pack.id: pack.title_in(lang) for pack in stars.packs.values()}
     names[NO_PACK] = text("no_order", lang)
     return names
 
