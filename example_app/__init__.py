@@ -173,5 +173,9 @@ def mount_admin(app: Flask) -> None:
     # actor= names who did what in the audit trail (the Activity page): this app has one
     # operator login, "admin"; yours would pass lambda: current_user.email.
     app.register_blueprint(
-        dashboard_bp, url_prefix="/admin", decorator=admin_required, actor=lambda: OPERATOR
+        dashboard_bp,
+        url_prefix="/admin",
+        decorator=admin_required,
+        actor=lambda: OPERATOR,
+        sign_out="admin_logout",
     )

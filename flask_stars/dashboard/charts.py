@@ -110,8 +110,10 @@ def revenue_chart(revenue: Revenue, pack_names: dict[str, str], *, title: str, d
         cx = LEFT + i * slot + slot / 2
         net_points.append(f"{cx:.1f},{zero - (total.stars - total.refunded) * scale:.1f}")
         if i % label_every == 0 or i == len(days) - 1:
+            # On a phone the chart keeps a third of these, at a size it can read (dashboard.css).
+            keep = " keep" if i % (label_every * 3) == 0 else ""
             out.append(
-                f'<text x="{cx:.1f}" y="{HEIGHT - BOTTOM + 14}" class="axis" text-anchor="middle">'
+                f'<text x="{cx:.1f}" y="{HEIGHT - BOTTOM + 30}" class="axis day{keep}" text-anchor="middle">'
                 f"{day.strftime('%m-%d')}</text>"
             )
     out.append(f'<line x1="{LEFT}" y1="{zero:.1f}" x2="{WIDTH - RIGHT}" y2="{zero:.1f}" class="zero"/>')

@@ -55,6 +55,9 @@ class DashboardOptions:
     #: Who is at the dashboard, for the audit trail (``lambda: current_user.email``); None
     #: records "dashboard".
     actor: ActorName | None = None
+    #: Where the header's "Sign out" posts: the host's log-out endpoint (``"logout"``) or
+    #: path (``"/logout"``); None shows no such button.
+    sign_out: str | None = None
 
     @classmethod
     def from_registration(cls, options: dict[str, Any]) -> DashboardOptions:
@@ -71,7 +74,18 @@ class DashboardOptions:
         for name, value in (("access", access), ("decorator", decorator), ("actor", actor)):
             if value is not None and not callable(value):
                 raise StarsConfigError(f"the dashboard's {name}= must be callable, not {value!r}")
-        return cls(access=access, decorator=decorator, language=options.get("language"), actor=actor)
+        sign_out = options.get("sign_out")
+        if sign_out is not None and (not isinstance(sign_out, str) or not sign_out):
+            raise StarsConfigError(
+                f"the dashboard's sign_out= must be an endpoint or a path, not {sign_out!r}"
+            )
+        return cls(
+            access=access,
+            decorator=decorator,
+            language=options.get("language"),
+            actor=actor,
+            sign_out=sign_out,
+        )
 
 
 def options(app: Flask | None = None) -> DashboardOptions:

@@ -8,6 +8,7 @@ one), else from the browser's ``Accept-Language``; anything but Russian reads En
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 from flask import request
 
@@ -49,7 +50,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "health": {"en": "Health", "ru": "Состояние"},
     "all_well": {
         "en": "No failed updates, the spool is empty, no payments to refund.",
-        "ru": "Сбойных обновлений нет, спул пуст, возвратов нет.",
+        "ru": "Сбойных обновлений нет, очередь на диске пуста, возвратов нет.",
     },
     "warn_failed": {
         "en": "{count} payment update(s) failed and are not processed: replay them.",
@@ -57,7 +58,7 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "warn_spool": {
         "en": "{count} update(s) wait in the spool (the database could not take them): replay them.",
-        "ru": "В спуле ждут обновления ({count}): база не смогла их принять. Повторите их.",
+        "ru": "В очереди на диске ждут обновления ({count}): база не смогла их принять. Повторите их.",
     },
     "warn_due": {
         "en": "{count} second payment(s) for a paid order still to refund (flask stars refund --due).",
@@ -246,7 +247,7 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "replay_every": {
         "en": "{count} spooled file(s) and every failed payment update (archived ones aside)",
-        "ru": "Файлы в спуле ({count}) и все сбойные обновления о платежах (кроме архивных)",
+        "ru": "Файлы в очереди на диске ({count}) и все сбойные обновления о платежах (кроме архивных)",
     },
     "confirm_replay": {"en": "Yes, replay", "ru": "Да, повторить"},
     "replay_result": {"en": "Replayed {ok} of {total}.", "ru": "Повторено {ok} из {total}."},
@@ -302,8 +303,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Archived: it is listed below and no longer counts as failed.",
         "ru": "Убрано в архив: оно в списке ниже и больше не считается сбойным.",
     },
-    "spool": {"en": "Spool", "ru": "Спул"},
-    "spool_empty": {"en": "The spool is empty.", "ru": "Спул пуст."},
+    "spool": {"en": "Spool", "ru": "Очередь на диске"},
+    "spool_empty": {"en": "The spool is empty.", "ru": "Очередь на диске пуста."},
     "no_failed": {"en": "No failed updates.", "ru": "Сбойных обновлений нет."},
     "state": {"en": "State", "ru": "Состояние"},
     "expires_at": {"en": "Expires", "ru": "Истекает"},
@@ -335,6 +336,14 @@ TEXTS: dict[str, dict[str, str]] = {
         "ru": "Неверный фильтр пропущен: {name}",
     },
     "back": {"en": "Back", "ru": "Назад"},
+    "pack_credits": {"en": "gives {credits}", "ru": "даёт {credits}"},
+    "seconds_short": {"en": "s", "ru": "с"},
+    "sign_out": {"en": "Sign out", "ru": "Выйти"},
+    "back_to_overview": {"en": "← Back to the overview", "ru": "← Назад к обзору"},
+    "inverted_range": {
+        "en": "The date range is inverted: “from” ({date_from}) is after “to” ({date_to}). Swap them.",
+        "ru": "Даты перепутаны: «с» ({date_from}) позже, чем «по» ({date_to}). Поменяйте их местами.",
+    },
     # The audit trail: the Activity page, and the entries on a payment's and an update's page.
     "activity": {"en": "Activity", "ru": "Журнал действий"},
     "activity_note": {
@@ -383,6 +392,88 @@ TEXTS: dict[str, dict[str, str]] = {
     "update_archived": {"en": "Archived", "ru": "В архиве"},
     "update_archived_by": {"en": "{when} UTC by {who}", "ru": "{when} UTC, {who}"},
 }
+
+
+#: What the ledger's codes (statuses, states, problems) read as on a page.
+WORDS: dict[str, dict[str, str]] = {
+    "pending": {"en": "pending", "ru": "ожидает оплаты"},
+    "paid": {"en": "paid", "ru": "оплачен"},
+    "refunded": {"en": "refunded", "ru": "возвращён"},
+    "expired": {"en": "expired", "ru": "истёк"},
+    "failed": {"en": "failed", "ru": "сбой"},
+    "active": {"en": "active", "ru": "активна"},
+    "canceled": {"en": "cancelled", "ru": "отменена"},
+    "unknown_order": {"en": "unknown order", "ru": "неизвестный заказ"},
+    "amount_mismatch": {"en": "amount mismatch", "ru": "сумма не совпадает"},
+    "pack_unavailable": {"en": "pack unavailable", "ru": "пакет недоступен"},
+    "order_already_paid": {"en": "order already paid", "ru": "заказ уже оплачен"},
+    "refunded_before_paid": {"en": "refunded before paid", "ru": "возврат до оплаты"},
+}
+
+
+#: Counted nouns: English one/other, Russian one/few/many (1 платёж, 2 платежа, 5 платежей).
+PLURALS: dict[str, dict[str, tuple[str, ...]]] = {
+    "payments": {
+        "en": ("{n} payment", "{n} payments"),
+        "ru": ("{n} платёж", "{n} платежа", "{n} платежей"),
+    },
+}
+
+
+def count(noun: str, n: int, language: str) -> str:
+    """``n`` of ``noun`` (a key of ``PLURALS``) in ``language``'s plural form, the number grouped.
+
+    :param noun: the counted thing.
+    :param n: how many.
+    :param language: ``"en"`` or ``"ru"``.
+    """
+    shown = number(n, language)
+    if language == "ru":
+        one, few, many = PLURALS[noun]["ru"]
+        tail, tens = n % 10, n % 100
+        form = one if tail == 1 and tens != 11 else few if 2 <= tail <= 4 and not 12 <= tens <= 14 else many
+    else:
+        one, other = PLURALS[noun]["en"]
+        form = one if n == 1 else other
+    return form.format(n=shown)
+
+
+def word(code: str | None, language: str) -> str:
+    """A ledger code (``paid``, ``order_already_paid``) in ``language``; an unknown one as it is.
+
+    :param code: the code as the ledger stores it, or None ("—").
+    :param language: ``"en"`` or ``"ru"``.
+    """
+    if not code:
+        return "—"
+    entry = WORDS.get(code)
+    return (entry.get(language) or entry["en"]) if entry else code
+
+
+def number(value: float | int | None, language: str, digits: int = 0) -> str:
+    """``value`` with the language's group and decimal marks (1,000,000.5 / 1 000 000,5).
+
+    :param value: the number, or None ("—").
+    :param language: ``"en"`` or ``"ru"``.
+    :param digits: decimals to show.
+    """
+    if value is None:
+        return "—"
+    shown = f"{value:,.{digits}f}"
+    if language == "ru":
+        shown = shown.replace(",", "\u202f").replace(".", ",")
+    return shown
+
+
+def when(moment: datetime | None, language: str) -> str:
+    """A timestamp (UTC), the same on every page: ``2026-12-05 08:40:00`` / ``05.12.2026 08:40:00``.
+
+    :param moment: the time, or None ("—").
+    :param language: ``"en"`` or ``"ru"``.
+    """
+    if moment is None:
+        return "—"
+    return moment.strftime("%d.%m.%Y %H:%M:%S" if language == "ru" else "%Y-%m-%d %H:%M:%S")
 
 
 def choose_language(choice: LanguageChoice) -> str:

@@ -193,7 +193,19 @@ def buy_premium_on_sandbox_page(page: Any, example: Example, telegram_web_app_js
     return app
 
 
-def shot(page: Any, name: str) -> None:
+def shot(page: Any, name: str, *, full_page: bool = False) -> None:
     """Keep a screenshot of the scenario (screenshots/ is ignored by git)."""
     SCREENSHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "images"
+
+
+def doc_shot(page: Any, name: str) -> None:
+    """The README's screenshots: written to docs/images with STARS_DOC_SCREENSHOTS=1, so a
+    plain test run leaves the committed images alone (and keeps a copy in screenshots/)."""
+    if os.environ.get("STARS_DOC_SCREENSHOTS") == "1":
+        DOCS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(DOCS / f"{name}.png"))
+    shot(page, name)

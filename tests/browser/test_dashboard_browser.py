@@ -7,26 +7,12 @@ payment go to docs/images/ (the README's).
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-from typing import Any
-
 from playwright.sync_api import expect
 
 from flask_stars.sandbox import TEST_USERS
-from tests.browser.conftest import buy_premium_on_sandbox_page, shot
+from tests.browser.conftest import buy_premium_on_sandbox_page, doc_shot, shot
 
 ANN = TEST_USERS[0]
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "images"
-
-
-def doc_shot(page: Any, name: str) -> None:
-    """The README's screenshots: written to docs/images with STARS_DOC_SCREENSHOTS=1, so a
-    plain test run leaves the committed images alone (and keeps a copy in screenshots/)."""
-    if os.environ.get("STARS_DOC_SCREENSHOTS") == "1":
-        DOCS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(DOCS / f"{name}.png"))
-    shot(page, name)
 
 
 def test_purchase_shows_on_the_dashboard_and_its_refund_gives_the_balance_back(

@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import expect
 
 from flask_stars.sandbox import TEST_USERS
-from tests.browser.conftest import TELEGRAM_JS, buy_premium_on_sandbox_page, shot
+from tests.browser.conftest import TELEGRAM_JS, buy_premium_on_sandbox_page, doc_shot, shot
 
 ANN, IVAN, HANNA = TEST_USERS[0], TEST_USERS[1], TEST_USERS[3]
 
@@ -47,7 +47,7 @@ def test_buy_pack_1_credits_a_million_once(mini_app, example):
     _close_invoice(page, slug, "paid")
     expect(page.locator("#status")).to_have_text("Paid! +1,000,000 coins")
     expect(page.locator("#balance")).to_have_attribute("data-coins", "1000000")
-    shot(page, "webview-buy-pack-1")
+    doc_shot(page, "mini-app")
     example.tg.deliver(attempt.payment_update)  # Telegram redelivers: nothing more
     assert example.balance(ANN["id"]) == 1_000_000
     assert len(example.payments()) == 1
@@ -152,7 +152,8 @@ def test_sandbox_page_plays_telegram_web_in_an_iframe(page, example, telegram_we
     app.locator("#open-shop").click()
     app.locator("button.price[data-pack=stars_pack_1]").click()
     expect(page.locator("#pay")).to_have_text("Pay ⭐ 10")
-    shot(page, "sandbox-payment-sheet")
+    page.wait_for_timeout(400)  # the sheet's slide-in, then the traffic's next poll
+    doc_shot(page, "sandbox")
     page.click("#pay")
     expect(app.locator("#status")).to_have_text("Paid! +1,000,000 coins")
     expect(app.locator("#balance")).to_have_text("1,000,000")

@@ -203,8 +203,8 @@ def test_filters_and_keyset_pages(admin: AdminShop) -> None:
     html = client.get("/admin/payments?user=abc&date_from=yesterday").get_data(as_text=True)
     assert "not valid: user" in html and "not valid: date_from" in html
     # The overview's 30 days leave out the 40-day-old rows, 90 days count them.
-    assert 'id="received">1250 ⭐' in client.get("/admin/").get_data(as_text=True)
-    assert 'id="received">1280 ⭐' in client.get("/admin/?days=90").get_data(as_text=True)
+    assert 'id="received">1,250 ⭐' in client.get("/admin/").get_data(as_text=True)
+    assert 'id="received">1,280 ⭐' in client.get("/admin/?days=90").get_data(as_text=True)
 
 
 def test_csv_streams_the_filtered_rows(admin: AdminShop) -> None:

@@ -10,12 +10,13 @@ server error, and the host's callback failing in an action (the page its view na
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from flask import Blueprint, Response, abort, render_template, request
+from flask import Blueprint, Response, abort, render_template, request, url_for
 from flask.sansio.app import App
 from werkzeug.exceptions import BadRequest, HTTPException
 
@@ -38,7 +39,7 @@ from ..security import (
     csrf_token,
     options,
 )
-from ..texts import TEXTS, choose_language, text
+from ..texts import TEXTS, choose_language, count, number, text, when, word
 
 log = logging.getLogger(__name__)
 Row = TypeVar("Row", Payment, UpdateLog)
@@ -85,6 +86,13 @@ dashboard_bp = DashboardBlueprint(
 )
 
 
+@dashboard_bp.route("/<path:_anything>", methods=["GET", "POST"])
+def _no_such_page(_anything: str) -> Any:
+    """Any other path under the dashboard: its own 404 page, not the app's bare one (the
+    routing tries every real page first; the access check still runs before this)."""
+    abort(404)
+
+
 # --- every request: access first, then the page's language and headers ----------------------
 
 
@@ -127,12 +135,36 @@ def _context() -> dict[str, Any]:
     return {
         "t": t,
         "t_or": t_or,
+        "word": lambda code: word(code, lang),
+        "num": lambda value, digits=0: number(value, lang, digits),
+        "when": lambda moment: when(moment, lang),
+        "count": lambda noun, n: count(noun, n, lang),
+        "pretty": pretty_json,
+        "sign_out_url": _sign_out_url(),
         "lang": lang,
         "csrf_token": csrf_token,
         "csrf_field": FIELD,
         "swatch": swatch,
         "run_message": functools.partial(run_message, lang=lang),
     }
+
+
+def _sign_out_url() -> str | None:
+    """Where the header's "Sign out" posts (``sign_out=`` at registration), or None."""
+    target = options().sign_out
+    if target is None or target.startswith(("/", "http://", "https://")):
+        return target
+    return url_for(target)
+
+
+def pretty_json(body: Any) -> str:
+    """A JSON text (an update's body, a payment's raw) indented for a reader; as it is when it
+    does not parse (a body kept because it was malformed)."""
+    try:
+        value = json.loads(body) if isinstance(body, str) else body
+    except ValueError:
+        return str(body)
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False)
 
 
 def page(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
