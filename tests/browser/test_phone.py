@@ -8,8 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from playwright.sync_api import expect
 
+from flask_stars.models import UpdateLog
 from flask_stars.sandbox import TEST_USERS
 from tests.browser.conftest import TELEGRAM_JS, buy_premium_on_sandbox_page, doc_shot, shot
 
@@ -45,6 +47,8 @@ def test_every_dashboard_page_fits_a_phone(
     page = context.new_page()
     buy_premium_on_sandbox_page(page, example, telegram_web_app_js)
     (payment,) = example.payments()
+    with example.app.app_context():
+        row = example.app.extensions["stars"].session.scalars(sa.select(UpdateLog.id)).first()
     _sign_in(page, example)
     page.set_viewport_size(PHONE)
     pages = [
@@ -55,6 +59,10 @@ def test_every_dashboard_page_fits_a_phone(
         f"/admin/payments/{payment.id}",
         f"/admin/payments/{payment.id}/refund",
         "/admin/updates",
+        f"/admin/updates/{row}",
+        f"/admin/updates/{row}/replay",
+        f"/admin/updates/{row}/archive",
+        "/admin/updates/replay-failed",
         "/admin/subscriptions",
         "/admin/reconcile",
         "/admin/reconcile/run",
