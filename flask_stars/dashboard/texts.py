@@ -299,6 +299,18 @@ TEXTS: dict[str, dict[str, str]] = {
         "ru": "Укажите причину, чтобы убрать его в архив. Ничего не изменено.",
     },
     "archive_refused": {"en": "Not archived: {why}", "ru": "Не убрано в архив: {why}"},
+    "archive_not_payment": {
+        "en": "row {row} is a pre-checkout query: only a failed payment update can be archived",
+        "ru": "строка {row} — запрос pre-checkout: в архив убирается только сбойное обновление о платеже",
+    },
+    "archive_already": {
+        "en": "row {row} is archived already ({when} UTC, by {who})",
+        "ru": "строка {row} уже в архиве ({when} UTC, {who})",
+    },
+    "archive_processed": {
+        "en": "row {row} is processed: only a failed update can be archived",
+        "ru": "строка {row} обработана: в архив убирается только сбойное обновление",
+    },
     "archive_done": {
         "en": "Archived: it is listed below and no longer counts as failed.",
         "ru": "Убрано в архив: оно в списке ниже и больше не считается сбойным.",

@@ -10,13 +10,13 @@ from ... import reports, transaction
 from ...archive import archive_update
 from ...archive import refusal as archive_refusal
 from ...errors import InvalidRequest, UpdateNotArchivable, UpdateNotFound
-from ...models import UpdateLog
+from ...models import UpdateKind, UpdateLog
 from ...updates import replay as replay_updates
 from ..queries.audit import audit_of_update
 from ..queries.paging import keyset_page
 from ..queries.payments import payment_of_update
 from ..security import current_actor
-from ..texts import text
+from ..texts import text, when
 from .base import BadArgument, dashboard_bp, end_read, get_or_404, int_arg, language, page, state, unconfirmed
 
 UPDATE_LISTS = ("failed", "archived")
@@ -80,7 +80,7 @@ def archive(row_id: int) -> Any:
     row = get_or_404(UpdateLog, row_id)
     lang = language()
     if request.method == "GET":
-        refusal = archive_refusal(row)
+        refusal = _refusal(row, lang)
         end_read(stars)
         if refusal is not None:
             return page("error.html", 400, message=text("archive_refused", lang, why=refusal))
@@ -113,3 +113,16 @@ def update(row_id: int) -> tuple[str, int]:
     }
     end_read(stars)
     return page("update.html", **context)
+
+
+def _refusal(row: UpdateLog, lang: str) -> str | None:
+    """Why ``row`` cannot be archived (``archive.refusal``), in the page's language."""
+    if archive_refusal(row) is None:
+        return None
+    if row.kind == UpdateKind.PRE_CHECKOUT:
+        return text("archive_not_payment", lang, row=row.id)
+    if row.archived_at is not None:
+        return text(
+            "archive_already", lang, row=row.id, when=when(row.archived_at, lang), who=row.archived_by or "—"
+        )
+    return text("archive_processed", lang, row=row.id)
