@@ -1,7 +1,7 @@
 """flask_stars: sell in-app currency for Telegram Stars from a Flask app.
 
 Mount ``stars_bp`` (or use ``FlaskStars``), give a credit callback, and the app gains
-``/stars/invoice``, ``/stars/webhook`` and the rest; see the README.
+``/stars/invoice``, ``/stars/webhook`` and the rest; see the docs (docs/, built with Sphinx).
 """
 
 from .auth import request_init_data

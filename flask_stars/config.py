@@ -177,7 +177,7 @@ def _folder(key: str, value: Any) -> str | None:
 
 #: Every ``STARS_*`` key, once: ``ConfigKey(default, parser, meaning)``. ``None`` as a
 #: default means "not set". ``init_app`` sets the defaults and ``read_settings`` walks
-#: this table; the README's "Configuration" says the same.
+#: this table; the docs' configuration reference is generated from it.
 KEYS: dict[str, ConfigKey] = {
     "STARS_BOT_TOKEN": ConfigKey(None, _token, "bot token (unless a TeleBot is passed as bot=)"),
     "STARS_PACKS": ConfigKey(

@@ -7,7 +7,7 @@ Every hook and receiver here swallows and logs its own errors: metrics never fai
 
 ``prometheus_client`` is imported only when metrics are on (``pip install
 'flask-stars[metrics]'``). Under gunicorn with several workers, set
-``PROMETHEUS_MULTIPROC_DIR`` before the server starts (see the README's "Metrics").
+``PROMETHEUS_MULTIPROC_DIR`` before the server starts (see the docs' metrics guide).
 flask_stars adds no route: the host serves ``render_metrics()`` from its own view or
 mounts ``make_metrics_app(app)``.
 """
@@ -377,7 +377,9 @@ def render_metrics(app: Flask | None = None, accept: str | None = None) -> tuple
 def make_metrics_app(app: Flask) -> WSGIApplication:
     """A WSGI app serving ``app``'s metrics, to mount where the host wants them::
 
-    app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/metrics": make_metrics_app(app)})
+        app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/metrics": make_metrics_app(app)})
+
+    :param app: the Flask app whose metrics it serves.
     """
     from prometheus_client import make_wsgi_app
 

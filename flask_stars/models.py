@@ -443,9 +443,13 @@ class AuditEntry(StarsModel):
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
     """Alembic ``include_object`` hook for the host's env.py: skip ``stars_*`` tables.
 
-    Alembic's own signature: :param obj: the schema item; :param name: its name;
-    :param type_: its kind (``"table"``, ``"column"``...); :param reflected: whether it was
-    read from the database; :param compare_to: what it is compared with. True keeps it.
+    Alembic's own signature; True keeps the item.
+
+    :param obj: the schema item.
+    :param name: its name.
+    :param type\_: its kind (``"table"``, ``"column"``...).
+    :param reflected: whether it was read from the database.
+    :param compare_to: what it is compared with.
     """
     table_name = name if type_ == "table" else getattr(getattr(obj, "table", None), "name", None)
     return not (table_name or "").startswith("stars_")

@@ -1,6 +1,6 @@
 """Pre-checkout: approve or refuse a buyer's Pay, taking a hold on the order.
 
-The rules are ``rules.hold`` (the README's "Pre-checkout rules"), in SQL for the approval
+The rules are ``rules.hold`` (the docs' guarantees), in SQL for the approval
 and in Python for the refusal's reason. Nothing here commits or calls Telegram: ``updates``
 owns the transaction and the answer.
 """

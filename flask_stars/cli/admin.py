@@ -21,7 +21,7 @@ def migrate(revision: str) -> None:
     """Create or upgrade the stars_* tables with Alembic (history in stars_alembic_version).
 
     Use it with STARS_CREATE_TABLES = False, or wire flask_stars.migrations.VERSIONS_DIR
-    into your own Flask-Migrate env instead (see the README).
+    into your own Flask-Migrate env instead (see the docs: Upgrading).
     """
     engine = get_state().database.engine
     with engine.begin() as conn:

@@ -7,7 +7,7 @@ Mount it behind your own authentication; it refuses to register without an acces
     app.register_blueprint(dashboard_bp, url_prefix="/admin", access=lambda: current_user.is_admin)
     # or: decorator=login_required (a view decorator of your own), language="ru" or a callable
 
-See the README's "Dashboard" section.
+See the docs' dashboard guide (docs/howto/dashboard.md).
 """
 
 from .security import CSRFError, DashboardOptions

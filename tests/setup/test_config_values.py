@@ -13,8 +13,6 @@ from flask_stars.config import CONFIG_KEYS, KEYS, Settings, read_settings
 from flask_stars.testing import TEST_TOKEN
 from tests.support import hostapp
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-
 FLAGS = [
     "STARS_ALLOW_GIFTS",
     "STARS_TEST_ENVIRONMENT",
@@ -188,13 +186,6 @@ def test_every_key_is_in_the_table_with_a_parser_its_default_passes() -> None:
     parsed = {n.removeprefix("STARS_").lower() for n, k in KEYS.items() if k.parse is not None}
     assert parsed - {"webhook_secret"} <= fields
     assert fields - parsed == {"webhook_secrets"}
-
-
-def test_the_readme_lists_every_key() -> None:
-    text = README.read_text(encoding="utf-8")
-    section = text[text.index("## Configuration") : text.index("## Endpoints")]
-    missing = [key for key in KEYS if f"| `{key}` |" not in section]
-    assert missing == []
 
 
 def test_a_pack_subscription_flag_must_be_true_or_false() -> None:

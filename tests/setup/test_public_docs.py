@@ -40,7 +40,12 @@ def _undocumented(name: str, fn: Callable[..., Any], doc: str, fields: set[str])
     for param in signature.parameters.values():
         if param.name in ("self", "cls") or param.name.startswith("_") or param.name in fields:
             continue
-        if f"``{param.name}``" not in doc and f":param {param.name}:" not in doc:
+        escaped = param.name[:-1] + "\\_" if param.name.endswith("_") else param.name  # reST's type\_
+        if (
+            f"``{param.name}``" not in doc
+            and f":param {param.name}:" not in doc
+            and f":param {escaped}:" not in doc
+        ):
             yield f"{name}({param.name})"
 
 
