@@ -441,7 +441,7 @@ class AuditEntry(StarsModel):
 
 
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
-    """Alembic ``include_object`` hook for the host's env.py: skip ``stars_*`` tables.
+    r"""Alembic ``include_object`` hook for the host's env.py: skip ``stars_*`` tables.
 
     Alembic's own signature; True keeps the item.
 
