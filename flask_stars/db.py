@@ -12,6 +12,7 @@ import functools
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -143,13 +144,18 @@ class StarsDatabase:
 
     @staticmethod
     def _create_tables(engine: sa.Engine) -> None:
-        try:
-            with engine.begin() as conn:
-                ensure_current(conn)
-        except sa.exc.DBAPIError:
-            # Another worker created or upgraded them at the same moment: look again.
-            with engine.begin() as conn:
-                ensure_current(conn)
+        # Another worker creating or upgrading them at the same moment makes this one fail
+        # (a table made under it; SQLite's lock held past the busy timeout): look again, a
+        # few times, as several processes starting on one SQLite file may each meet one.
+        for attempt in range(4):
+            try:
+                with engine.begin() as conn:
+                    ensure_current(conn)
+                return
+            except sa.exc.DBAPIError:
+                if attempt == 3:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
 
     def _prepare_sqlite(self, engine: sa.Engine) -> None:
         """WAL lets readers go on while a payment commits (the mode is kept in the file)."""

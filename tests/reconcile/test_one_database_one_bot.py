@@ -215,6 +215,8 @@ def _start_worker(database_url: str, token: str, barrier: Any, results: Any) -> 
         results.put((token, "ok"))
     except StarsConfigError as exc:
         results.put((token, exc.message))
+    except Exception as exc:  # any other failure is reported at once, not as a 180 s wait
+        results.put((token, f"{exc.__class__.__name__}: {exc}"))
     finally:
         with app.app_context():
             hostapp.db.engine.dispose()
