@@ -8,12 +8,16 @@ wins, then its language alone (``pt`` for ``pt-br``), then English, then the fir
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 
 __all__ = ["DEFAULT_LANGUAGE", "choose", "normalize"]
 
 #: The language a text falls back to when the buyer's is not given.
 DEFAULT_LANGUAGE = "en"
+#: What a language tag may look like (``ru``, ``pt-br``, ``zh-hans``): anything else is no
+#: language, never a path or a catalogue name (the tag picks gettext catalogues by folder).
+TAG_RE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8}){0,2}$")
 
 
 def normalize(tag: str) -> str:
@@ -29,8 +33,8 @@ def candidates(language: str | None) -> Iterable[str]:
 
     :param language: the buyer's tag, or None.
     """
-    if language:
-        tag = normalize(language)
+    tag = normalize(language) if language else ""
+    if TAG_RE.match(tag):
         yield tag
         base = tag.split("-", 1)[0]
         if base != tag:

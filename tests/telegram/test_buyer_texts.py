@@ -110,3 +110,9 @@ def test_a_refusal_at_pre_checkout_reads_in_the_buyers_language(shop: Any) -> No
     attempt = shop.tg.pay(order["invoice_url"], make_user(77, language_code="tr"))
     assert not attempt.ok
     assert attempt.error_message == "Bu fatura başka bir kullanıcı için oluşturuldu."
+
+
+@pytest.mark.parametrize("tag", ["../../etc", "ru/../de", "de\x00", "x" * 300, "ru_RU.UTF-8"])
+def test_a_tag_that_is_no_language_reads_english_and_names_no_folder(tag: str) -> None:
+    """The buyer's tag picks catalogue folders: one that is not a language tag is ignored."""
+    assert message("unknown_pack", tag) == "There is no such pack."
